@@ -1,0 +1,1 @@
+"""stc.edge: edge-node agent (hardware probe, bundle store, deploy/status client)."""

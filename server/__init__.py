@@ -1,0 +1,1 @@
+"""stc.server: gRPC servicers, model repository and backend wiring."""

@@ -1,0 +1,42 @@
+"""The ``stc`` command line. Each subcommand lives in its own module under stc/cli/ and keeps
+its heavy imports inside the function body, so ``stc --help`` stays fast.
+
+Exit codes: 0 success, 1 a failed check (e.g. verification), 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import typer
+
+import stc
+
+app = typer.Typer(
+    name="stc",
+    help="Spike-Transformer-Compiler: train, bundle, run and serve spiking transformers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Spike-Transformer-Compiler: train, bundle, run and serve spiking transformers."""
+
+
+@app.command()
+def version() -> None:
+    """Print stc's version."""
+    typer.echo(stc.__version__)
+
+
+# Subcommands: one line per module (keep sorted).
+
+
+def main() -> None:
+    """Entry point of the ``stc`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
