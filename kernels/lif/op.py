@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from stc.errors import check_positive, check_same_device, check_tensor, check_timesteps
@@ -31,7 +33,8 @@ def lif_multistep(
 
     Args:
         x: input current X, shape [T, ...] (T timesteps first), fp32 / fp16 / bf16.
-        tau: membrane time constant in timesteps (> 0).
+        tau: membrane time constant in timesteps (> 0); float('inf') with decay_input=False
+            gives an IF neuron (H = V + X exactly).
         v_th: firing threshold v_th.
         v_reset: hard-reset potential, or None for soft reset (subtract v_th).
         decay_input: if True the input is divided by tau (H = V + (X - (V - v_reset)) / tau).
@@ -48,8 +51,9 @@ def lif_multistep(
 
     Raises:
         TypeError: x not a tensor or of an unsupported dtype; bad spike_dtype.
-        ValueError: rank < 1, T = 0, NaN/inf, non-contiguous x, tau <= 0, v_init shape or
-            device mismatch, unknown surrogate or backend.
+        ValueError: rank < 1, T = 0, NaN/inf in x or v_init, non-contiguous x, tau <= 0 or
+            NaN, tau = inf with decay_input=True, v_init shape or device mismatch, unknown
+            surrogate or backend.
         RuntimeError: backend="triton" where Triton cannot run.
 
     Source: SpikingJelly activation_based/neuron.py (LIFNode); Fang et al., "Incorporating
@@ -57,7 +61,12 @@ def lif_multistep(
     """
     check_tensor("x", x, min_dim=1, dtypes=FLOAT_DTYPES, contiguous=True)
     check_timesteps("x", x)
-    check_positive("tau", tau)
+    check_positive("tau", tau, allow_inf=True)
+    if math.isinf(tau) and decay_input:
+        raise ValueError(
+            "tau = inf is only allowed with decay_input=False (an IF neuron, H = V + X); "
+            "got decay_input=True"
+        )
     surrogate_id(surrogate)
     alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
     if spike_dtype not in SPIKE_DTYPES:

@@ -1,0 +1,277 @@
+"""Fused multi-step LIF in Triton (float mode): forward and backward kernels, launcher, autograd.
+
+Layout: the input X [T, ...] is viewed as [T, N] (N = product of the trailing dims, contiguous).
+One program owns a block of BLOCK neurons and walks over the T timesteps with the membrane
+potential held in registers, so X is read once and the spikes written once (minimal traffic).
+
+Dynamics (identical operation order to ``reference.py``, hence bit-identical fp32 results
+under the interpreter; SpikingJelly LIFNode, Fang et al. ICCV 2021 eq. 1-3):
+
+    decay_input=True : H = V + (X - (V - v_reset)) / tau
+    decay_input=False: H = V - (V - v_reset) / tau + X       (tau = inf: H = V + X, IF neuron)
+    S = (H - v_th >= 0);   hard: V = H * (1 - S) + v_reset * S;   soft: V = H - v_th * S
+
+Divisions use ``tl.math.div_rn`` (IEEE round-to-nearest) so a GPU build does not switch to the
+approximate divide (shared/reference/triton.md). Arithmetic is fp32 for every input dtype
+(fp16/bf16 are converted right after the load; bf16 arithmetic is wrong in the interpreter).
+
+What is saved for backward: only X (the input, in its own dtype, already alive in most graphs)
+and v_init when given. Neither H nor V nor the spikes are stored: the backward kernel first
+re-runs the forward recurrence from X and v_init, keeping H[0..T-1] of its block in a register
+tile [T_PAD, BLOCK] (no global memory), then runs the reverse-time recurrence
+
+    dL/dH[t] = dL/dS[t] * sg'(H[t] - v_th) + dL/dV[t] * dV[t]/dH[t]
+    dL/dX[t] = dL/dH[t] * dH/dX            (1/tau with decay_input, else 1)
+    dL/dV[t-1] = dL/dH[t] * (1 - 1/tau)
+
+with dV/dH = (1 - S) [+ (v_reset - H) sg'] (hard) or 1 [- v_th sg'] (soft); the bracketed
+reset term is dropped when detach_reset=True. dL/dv_init = dL/dV[-1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .surrogate import surrogate_id
+
+# Register tile budget of the backward kernel: T_PAD * BLOCK fp32 values per program.
+_BWD_TILE = 4096
+_FWD_BLOCK = 1024
+
+
+@triton.jit
+def _charge(v, x, tau, vr, DECAY_INPUT: tl.constexpr, IS_IF: tl.constexpr):
+    """H[t] from V[t-1] and X[t], in the reference's operation order."""
+    if DECAY_INPUT:
+        h = v + tl.math.div_rn(x - (v - vr), tau)
+    elif IS_IF:
+        h = v + x
+    else:
+        h = v - tl.math.div_rn(v - vr, tau) + x
+    return h
+
+
+@triton.jit
+def _fire_reset(h, v_th, vr, HARD: tl.constexpr):
+    """(S[t], V[t]) from H[t]: Heaviside spike, then hard or soft reset."""
+    s = tl.where(h - v_th >= 0.0, 1.0, 0.0)
+    if HARD:
+        v = h * (1.0 - s) + vr * s
+    else:
+        v = h - v_th * s
+    return s, v
+
+
+@triton.jit
+def _surrogate_grad(u, alpha, SURR: tl.constexpr):
+    """sg'(u), u = H - v_th; formulas and ids of surrogate.py (0 sigmoid, 1 atan, 2 fast)."""
+    if SURR == 0:
+        sg = tl.sigmoid(alpha * u)
+        g = alpha * sg * (1.0 - sg)
+    elif SURR == 1:
+        z = 1.5707963267948966 * alpha * u
+        g = (alpha / 2.0) / (1.0 + z * z)
+    else:
+        d = alpha * tl.abs(u) + 1.0
+        g = 1.0 / (d * d)
+    return g
+
+
+@triton.jit
+def _lif_fwd_kernel(
+    x_ptr, v_init_ptr, s_ptr, v_last_ptr,
+    N, tau, v_th, vr,
+    T: tl.constexpr, BLOCK: tl.constexpr,
+    DECAY_INPUT: tl.constexpr, IS_IF: tl.constexpr, HARD: tl.constexpr,
+    HAS_V_INIT: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    if HAS_V_INIT:
+        v = tl.load(v_init_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        v = tl.zeros([BLOCK], dtype=tl.float32) + vr
+    for t in range(T):
+        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
+        s, v = _fire_reset(h, v_th, vr, HARD)
+        tl.store(s_ptr + t * N + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+    tl.store(v_last_ptr + offs, v, mask=mask)
+
+
+@triton.jit
+def _lif_bwd_kernel(
+    x_ptr, v_init_ptr, gs_ptr, gv_ptr, gx_ptr, gvi_ptr,
+    N, tau, v_th, vr, alpha,
+    T: tl.constexpr, T_PAD: tl.constexpr, BLOCK: tl.constexpr,
+    DECAY_INPUT: tl.constexpr, IS_IF: tl.constexpr, HARD: tl.constexpr,
+    DETACH: tl.constexpr, SURR: tl.constexpr, HAS_V_INIT: tl.constexpr,
+    HAS_GS: tl.constexpr, HAS_GV: tl.constexpr, WANT_GVI: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    rows = tl.arange(0, T_PAD)[:, None]
+    # Phase 1: recompute H[0..T-1] into a register tile (nothing was stored by the forward).
+    if HAS_V_INIT:
+        v = tl.load(v_init_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        v = tl.zeros([BLOCK], dtype=tl.float32) + vr
+    hs = tl.zeros([T_PAD, BLOCK], dtype=tl.float32)
+    for t in range(T):
+        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
+        s, v = _fire_reset(h, v_th, vr, HARD)
+        hs = tl.where(rows == t, h[None, :], hs)
+    # Phase 2: reverse-time recurrence of the gradients.
+    if IS_IF:
+        dh_dv = 1.0
+    else:
+        dh_dv = 1.0 - 1.0 / tau
+    if DECAY_INPUT:
+        dh_dx = 1.0 / tau
+    else:
+        dh_dx = 1.0
+    if HAS_GV:
+        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        gv = tl.zeros([BLOCK], dtype=tl.float32)
+    for i in range(T):
+        t = T - 1 - i
+        h = tl.sum(tl.where(rows == t, hs, 0.0), axis=0)
+        u = h - v_th
+        s = tl.where(u >= 0.0, 1.0, 0.0)
+        sg = _surrogate_grad(u, alpha, SURR)
+        if HARD:
+            dv_dh = 1.0 - s
+            if not DETACH:
+                dv_dh += (vr - h) * sg
+        else:
+            dv_dh = tl.zeros([BLOCK], dtype=tl.float32) + 1.0
+            if not DETACH:
+                dv_dh -= v_th * sg
+        gh = gv * dv_dh
+        if HAS_GS:
+            gs = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+            gh += gs * sg
+        tl.store(gx_ptr + t * N + offs, (gh * dh_dx).to(gx_ptr.dtype.element_ty), mask=mask)
+        gv = gh * dh_dv
+    if WANT_GVI:
+        tl.store(gvi_ptr + offs, gv.to(gvi_ptr.dtype.element_ty), mask=mask)
+
+
+def _bwd_block(T: int) -> tuple[int, int]:
+    """(T_PAD, BLOCK) for the backward register tile of at most _BWD_TILE fp32 values."""
+    t_pad = triton.next_power_of_2(T)
+    return t_pad, max(16, min(1024, _BWD_TILE // t_pad))
+
+
+def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dtype):
+    """Run the forward kernel on x2 [T, N]; returns (spikes [T, N] spike_dtype, v_last [N] fp32)."""
+    T, N = x2.shape
+    spikes = torch.empty((T, N), dtype=spike_dtype, device=x2.device)
+    v_last = torch.empty((N,), dtype=torch.float32, device=x2.device)
+    grid = (triton.cdiv(N, _FWD_BLOCK),)
+    _lif_fwd_kernel[grid](
+        x2, v_init if v_init is not None else v_last, spikes, v_last,
+        N, tau, v_th, vr,
+        T=T, BLOCK=_FWD_BLOCK, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
+        HAS_V_INIT=v_init is not None,
+    )
+    return spikes, v_last
+
+
+def launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha, decay_input, is_if,
+                    hard, detach_reset, surr, want_gvi):
+    """Run the backward kernel; returns (grad_x [T, N] in x2.dtype, grad_v_init [N] or None)."""
+    T, N = x2.shape
+    grad_x = torch.empty_like(x2)
+    grad_vi = torch.empty_like(v_init) if want_gvi else None
+    t_pad, block = _bwd_block(T)
+    grid = (triton.cdiv(N, block),)
+    _lif_bwd_kernel[grid](
+        x2, v_init if v_init is not None else grad_x,
+        grad_s if grad_s is not None else grad_x, grad_v if grad_v is not None else grad_x,
+        grad_x, grad_vi if grad_vi is not None else grad_x,
+        N, tau, v_th, vr, alpha,
+        T=T, T_PAD=t_pad, BLOCK=block, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
+        DETACH=detach_reset, SURR=surr, HAS_V_INIT=v_init is not None,
+        HAS_GS=grad_s is not None, HAS_GV=grad_v is not None, WANT_GVI=want_gvi,
+    )
+    return grad_x, grad_vi
+
+
+class LIFTritonFn(torch.autograd.Function):
+    """Autograd wrapper: forward/backward kernels above. Saves x [T, N] and v_init [N] only."""
+
+    @staticmethod
+    def forward(ctx, x2, v_init, tau, v_th, vr, decay_input, is_if, hard, detach_reset, surr,
+                alpha, spike_dtype):
+        spikes, v_last = launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard,
+                                        spike_dtype)
+        ctx.save_for_backward(x2, v_init)
+        ctx.cfg = (tau, v_th, vr, alpha, decay_input, is_if, hard, detach_reset, surr)
+        if spike_dtype == torch.uint8:
+            ctx.mark_non_differentiable(spikes)
+        return spikes, v_last
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v):
+        x2, v_init = ctx.saved_tensors
+        tau, v_th, vr, alpha, decay_input, is_if, hard, detach_reset, surr = ctx.cfg
+        if grad_s is not None:
+            grad_s = grad_s.contiguous() if grad_s.is_floating_point() else None
+        if grad_v is not None:
+            grad_v = grad_v.contiguous()
+        want_gvi = v_init is not None and ctx.needs_input_grad[1]
+        grad_x, grad_vi = launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha,
+                                          decay_input, is_if, hard, detach_reset, surr, want_gvi)
+        return grad_x, grad_vi, *([None] * 10)
+
+
+def lif_triton(
+    x: torch.Tensor,
+    tau: float,
+    v_th: float,
+    v_reset: float | None,
+    decay_input: bool,
+    detach_reset: bool,
+    surrogate: str,
+    alpha: float,
+    v_init: torch.Tensor | None,
+    spike_dtype: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused multi-step LIF via Triton; arguments already validated by ``op.lif_multistep``.
+
+    Args:
+        x: [T, ...] contiguous fp32/fp16/bf16 input current.
+        tau: time constant (timesteps); ``inf`` only with decay_input=False (IF neuron).
+        v_th, v_reset (None = soft reset), decay_input, detach_reset: LIF parameters.
+        surrogate, alpha: surrogate gradient name and sharpness (surrogate.py).
+        v_init: [...] initial potential or None (start at v_reset, 0 for soft reset).
+        spike_dtype: output spike dtype (None = x.dtype; torch.uint8 gives no gradient).
+
+    Returns:
+        (spikes [T, ...] in spike_dtype, v_last [...] fp32), equal to ``lif_reference``.
+
+    Raises:
+        ValueError: tau = inf with decay_input=True (the input would be divided by inf).
+    """
+    if math.isinf(tau) and decay_input:
+        raise ValueError("tau = inf needs decay_input=False (an IF neuron); got decay_input=True")
+    T = x.shape[0]
+    rest = tuple(x.shape[1:])
+    x2 = x.reshape(T, -1)
+    vi = None if v_init is None else v_init.contiguous().reshape(-1)
+    vr = 0.0 if v_reset is None else float(v_reset)
+    spikes, v_last = LIFTritonFn.apply(
+        x2, vi, float(tau), float(v_th), vr, bool(decay_input), math.isinf(tau),
+        v_reset is not None, bool(detach_reset), surrogate_id(surrogate), float(alpha),
+        x.dtype if spike_dtype is None else spike_dtype,
+    )
+    return spikes.reshape((T, *rest)), v_last.reshape(rest)
