@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -18,6 +20,7 @@ class LIF(nn.Module):
 
     Args:
         tau: membrane time constant (timesteps, > 0). Official spiking transformers: 2.0.
+            float('inf') with decay_input=False is an IF neuron (H = V + X).
         v_th: threshold (1.0; 0.5 after attention products in Spikformer/SDT).
         v_reset: hard-reset potential, or None for soft reset.
         decay_input, detach_reset: as SpikingJelly's LIFNode.
@@ -42,7 +45,12 @@ class LIF(nn.Module):
         store_v: bool = False,
     ) -> None:
         super().__init__()
-        self.tau = check_positive("tau", tau)
+        self.tau = check_positive("tau", tau, allow_inf=True)
+        if math.isinf(self.tau) and decay_input:
+            raise ValueError(
+                "tau = inf is only allowed with decay_input=False (an IF neuron, H = V + X); "
+                "got decay_input=True"
+            )
         self.v_th = float(v_th)
         self.v_reset = None if v_reset is None else float(v_reset)
         self.decay_input = bool(decay_input)
