@@ -1,0 +1,76 @@
+"""Public DSFormer attention op: validation, then the fused Triton forward or the reference."""
+
+from __future__ import annotations
+
+import torch
+
+from ..._backend import resolve_backend
+from .._checks import check_number, check_qkv, check_sparse_ratio, check_window_size
+from .reference import dsformer_reference
+
+
+class DSFormerFunction(torch.autograd.Function):
+    """Triton forward; backward by recomputation: autograd through ``dsformer_reference``.
+
+    The keep-mask (scores >= the row's k-th largest) is treated as a constant: gradients flow
+    through the kept scores S = Q K^T (to q and k) and through V.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, window_size, sparse_ratio, scale):
+        from .triton_dsformer import dsformer_triton
+
+        ctx.save_for_backward(q, k, v)
+        ctx.args = (window_size, sparse_ratio, scale)
+        return dsformer_triton(q, k, v, window_size, sparse_ratio, scale)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v = ctx.saved_tensors
+        with torch.enable_grad():
+            qs, ks, vs = (x.detach().requires_grad_(True) for x in (q, k, v))
+            out = dsformer_reference(qs, ks, vs, *ctx.args)
+            gq, gk, gv = torch.autograd.grad(out, (qs, ks, vs), grad_out)
+        return gq, gk, gv, None, None, None
+
+
+def dsformer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int = 1,
+             sparse_ratio: float = 1.0, scale: float = 0.125,
+             backend: str = "auto") -> torch.Tensor:
+    """DSFormer attention before its LIF: windowed top-k sparse ``S_sparse V * scale``.
+
+    Timesteps are grouped into windows of ``window_size`` (last one shorter when T is not a
+    multiple); inside a window all w*N (t, n) tokens attend to each other with integer scores
+    S = Q K^T; each query row keeps the keys scoring >= its k-th largest score,
+    k = max(1, ceil(sparse_ratio * w * N)), ties kept.
+
+    Args:
+        q, k, v: per-head spikes ``[T, B, H, N, d]``: 0/1 ("binary") or small non-negative
+            integers ("graded"), in fp32/fp16/bf16.
+        window_size: timesteps per window (>= 1).
+        sparse_ratio: fraction of keys kept per query row, in (0, 1].
+        scale: dimensionless output scale (0.125 as in SSA).
+        backend: "auto" | "triton" | "torch". The Triton kernel needs non-negative integer
+            q and k (it finds each row's threshold with an integer score histogram).
+
+    Returns:
+        ``[T, B, H, N, d]`` in q's dtype (pre-LIF; the module applies SN(v_th = 0.5)).
+
+    Backward: Triton path recomputes through the reference; the sparsity mask is constant.
+
+    Raises:
+        TypeError: non-tensor inputs, bad dtypes, non-int window_size, non-numeric ratio/scale.
+        ValueError: rank != 5, mismatched shapes/devices, NaN/inf, window_size < 1,
+            sparse_ratio outside (0, 1], non-integer or negative q/k on the Triton path.
+        RuntimeError: backend="triton" where Triton cannot run.
+
+    Source: stc's definition, shared/reference/attention.md ("DSFormer attention"); reduces
+    to Spikformer SSA (Zhou et al., ICLR 2023) for window_size = 1, sparse_ratio = 1.
+    """
+    check_qkv(q, k, v)
+    window_size = check_window_size(window_size)
+    sparse_ratio = check_sparse_ratio(sparse_ratio)
+    scale = check_number("scale", scale)
+    if resolve_backend(backend, q.device) == "triton":
+        return DSFormerFunction.apply(q, k, v, window_size, sparse_ratio, scale)
+    return dsformer_reference(q, k, v, window_size, sparse_ratio, scale)

@@ -1,0 +1,65 @@
+"""Public SSA op: validation, then the fused Triton forward or the PyTorch reference."""
+
+from __future__ import annotations
+
+import torch
+
+from ..._backend import resolve_backend
+from .._checks import check_number, check_qkv
+from .reference import ssa_reference
+
+
+class SSAFunction(torch.autograd.Function):
+    """Triton forward; backward by recomputation: autograd through ``ssa_reference``.
+
+    The recomputed backward is the plain matmul gradient of O = Q (K^T V) s:
+    dQ = s dO (K^T V)^T, dK = V (s Q^T dO)^T, dV = K (s Q^T dO).
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, scale):
+        from .triton_ssa import ssa_triton
+
+        ctx.save_for_backward(q, k, v)
+        ctx.scale = scale
+        return ssa_triton(q, k, v, scale)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v = ctx.saved_tensors
+        with torch.enable_grad():
+            qs, ks, vs = (x.detach().requires_grad_(True) for x in (q, k, v))
+            out = ssa_reference(qs, ks, vs, ctx.scale)
+            gq, gk, gv = torch.autograd.grad(out, (qs, ks, vs), grad_out)
+        return gq, gk, gv, None
+
+
+def ssa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float = 0.125,
+        backend: str = "auto") -> torch.Tensor:
+    """Spiking self-attention before its LIF: ``q @ (k^T @ v) * scale``.
+
+    Args:
+        q, k, v: per-head spikes ``[T, B, H, N, d]`` (fp32/fp16/bf16 holding 0/1 spikes or small
+            non-negative integers). The product is exact for integer inputs.
+        scale: s, dimensionless (Spikformer: 0.125).
+        backend: "auto" | "triton" | "torch".
+
+    Returns:
+        ``[T, B, H, N, d]`` in q's dtype: pre-LIF attention output (the module applies
+        SN(v_th = 0.5)).
+
+    Backward: Triton path recomputes through the reference (autograd of plain matmuls);
+    gradients reach q, k and v.
+
+    Raises:
+        TypeError: non-tensor inputs, unsupported or mismatched dtypes, non-numeric scale.
+        ValueError: rank != 5, mismatched shapes/devices, NaN/inf, non-finite scale, bad backend.
+        RuntimeError: backend="triton" where Triton cannot run.
+
+    Source: Zhou et al., "Spikformer", ICLR 2023, eq. 5-6; ZK-Zhou/spikformer imagenet/model.py.
+    """
+    check_qkv(q, k, v)
+    scale = check_number("scale", scale)
+    if resolve_backend(backend, q.device) == "triton":
+        return SSAFunction.apply(q, k, v, scale)
+    return ssa_reference(q, k, v, scale)
