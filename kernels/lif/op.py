@@ -74,13 +74,14 @@ def lif_multistep(
             f"spike_dtype must be None, a float dtype or torch.uint8; got {spike_dtype}"
         )
     if v_init is not None:
-        check_tensor("v_init", v_init, dtypes=FLOAT_DTYPES)
+        check_tensor("v_init", v_init, dtypes=FLOAT_DTYPES, finite=False)
         check_same_device(x=x, v_init=v_init)
         if tuple(v_init.shape) != tuple(x.shape[1:]):
             raise ValueError(
                 f"v_init must have shape x.shape[1:] = {tuple(x.shape[1:])}, "
                 f"got {tuple(v_init.shape)}"
             )
+        check_tensor("v_init", v_init, finite=True)
     which = resolve_backend(backend, x.device)
     if which == "triton":
         from .triton_lif import lif_triton

@@ -36,6 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .._backend import triton_interpreted
 from .surrogate import surrogate_id
 
 # Register tile budget of the backward kernel: T_PAD * BLOCK fp32 values per program.
@@ -190,8 +191,15 @@ def launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha, decay_inpu
                     hard, detach_reset, surr, want_gvi):
     """Run the backward kernel; returns (grad_x [T, N] in x2.dtype, grad_v_init [N] or None)."""
     T, N = x2.shape
-    grad_x = torch.empty_like(x2)
-    grad_vi = torch.empty_like(v_init) if want_gvi else None
+    # The interpreter truncates fp32 -> bf16 stores (GPUs round to nearest): when interpreted,
+    # bf16 gradients are written in fp32 and rounded by torch afterwards.
+    fix_bf16 = triton_interpreted()
+    gx_dtype = torch.float32 if fix_bf16 and x2.dtype == torch.bfloat16 else x2.dtype
+    grad_x = torch.empty(x2.shape, dtype=gx_dtype, device=x2.device)
+    grad_vi = None
+    if want_gvi:
+        gvi_dtype = torch.float32 if fix_bf16 and v_init.dtype == torch.bfloat16 else v_init.dtype
+        grad_vi = torch.empty(v_init.shape, dtype=gvi_dtype, device=v_init.device)
     t_pad, block = _bwd_block(T)
     grid = (triton.cdiv(N, block),)
     _lif_bwd_kernel[grid](
@@ -203,7 +211,9 @@ def launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha, decay_inpu
         DETACH=detach_reset, SURR=surr, HAS_V_INIT=v_init is not None,
         HAS_GS=grad_s is not None, HAS_GV=grad_v is not None, WANT_GVI=want_gvi,
     )
-    return grad_x, grad_vi
+    if grad_vi is not None:
+        grad_vi = grad_vi.to(v_init.dtype)
+    return grad_x.to(x2.dtype), grad_vi
 
 
 class LIFTritonFn(torch.autograd.Function):
