@@ -1,0 +1,114 @@
+"""Shape inference for IR nodes: per-sample, per-timestep output shapes (no T, no B)."""
+
+from __future__ import annotations
+
+import math
+
+from .nodes import Node
+
+
+def _conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
+                check_tensors: bool = True) -> tuple[int, ...]:
+    """Output shape of ``node`` given its input shapes ``ins``.
+
+    Raises:
+        GraphError: the inputs or parameters do not fit the node (message names the node).
+    """
+    from .graph import GraphError
+
+    def fail(msg: str) -> GraphError:
+        return GraphError(f"node {node.name!r} ({node.OP}): {msg}")
+
+    def tensor_shape(slot: str) -> tuple[int, ...] | None:
+        t = graph.param(node, slot) if check_tensors else None
+        return None if t is None else tuple(t.shape)
+
+    op = node.OP
+    x = ins[0] if ins else ()
+    if op == "Input":
+        return tuple(node.shape)
+    if op in ("Output", "Repeat", "TimeMean", "LIF", "IF", "BatchNorm", "Scale"):
+        if op == "BatchNorm":
+            if not x or x[0] != node.num_features:
+                raise fail(f"input has {x[0] if x else 0} channels, expected "
+                           f"num_features={node.num_features}")
+            for slot in node.params:
+                ts = tensor_shape(slot)
+                if ts is not None and ts != (node.num_features,):
+                    raise fail(f"parameter {slot!r} has shape {ts}, "
+                               f"expected ({node.num_features},)")
+        if op == "Repeat" and node.time_steps < 1:
+            raise fail(f"time_steps must be >= 1, got {node.time_steps}")
+        return x
+    if op in ("CubaLIF", "LoihiCubaLIF"):
+        for slot in node.params:
+            ts = tensor_shape(slot)
+            if ts is not None and math.prod(ts) not in (1, math.prod(x)):
+                raise fail(f"parameter {slot!r} has shape {ts}; expected one value or {x}")
+        return x
+    if op == "Linear":
+        if not x or x[-1] != node.in_features:
+            raise fail(f"input's last axis is {x[-1] if x else None}, expected "
+                       f"in_features={node.in_features}")
+        ws = tensor_shape("weight")
+        if ws is not None and ws != (node.out_features, node.in_features):
+            raise fail(f"weight has shape {ws}, expected "
+                       f"({node.out_features}, {node.in_features})")
+        bs = tensor_shape("bias")
+        if bs is not None and bs != (node.out_features,):
+            raise fail(f"bias has shape {bs}, expected ({node.out_features},)")
+        return (*x[:-1], node.out_features)
+    if op in ("Conv2d", "Pool2d"):
+        if len(x) != 3:
+            raise fail(f"expects a [C, H, W] input, got shape {x}")
+        c, h, w = x
+        k, s, p = node.kernel_size, node.stride, node.padding
+        d = node.dilation if op == "Conv2d" else (1, 1)
+        if min(*k, *s) < 1 or min(p) < 0:
+            raise fail("kernel_size and stride must be >= 1 and padding >= 0")
+        ho, wo = _conv_out(h, k[0], s[0], p[0], d[0]), _conv_out(w, k[1], s[1], p[1], d[1])
+        if ho < 1 or wo < 1:
+            raise fail(f"output would be empty for input {x}")
+        if op == "Pool2d":
+            if node.kind not in ("max", "avg", "sum"):
+                raise fail(f"kind must be 'max', 'avg' or 'sum', got {node.kind!r}")
+            return (c, ho, wo)
+        if c != node.in_channels:
+            raise fail(f"input has {c} channels, expected in_channels={node.in_channels}")
+        g = node.groups
+        if g < 1 or c % g or node.out_channels % g:
+            raise fail(f"groups={g} must divide in_channels and out_channels")
+        ws = tensor_shape("weight")
+        want = (node.out_channels, c // g, *k)
+        if ws is not None and ws != want:
+            raise fail(f"weight has shape {ws}, expected {want}")
+        bs = tensor_shape("bias")
+        if bs is not None and bs != (node.out_channels,):
+            raise fail(f"bias has shape {bs}, expected ({node.out_channels},)")
+        return (node.out_channels, ho, wo)
+    if op == "Flatten":
+        n = len(x)
+        a = node.start_dim % n if n else 0
+        b = node.end_dim % n if n else 0
+        if n == 0 or a > b:
+            raise fail(f"cannot flatten dims {node.start_dim}..{node.end_dim} of shape {x}")
+        return (*x[:a], math.prod(x[a:b + 1]), *x[b + 1:])
+    if op == "Add":
+        if any(s != x for s in ins):
+            raise fail(f"inputs have different shapes {ins}")
+        return x
+    if op == "TokenMean":
+        if len(x) != 2:
+            raise fail(f"expects tokens [N, D], got shape {x}")
+        return (x[1],)
+    if op == "SpikeAttention":
+        if len(x) != 2 or x[1] != node.dim:
+            raise fail(f"expects tokens [N, {node.dim}], got shape {x}")
+        if node.dim % node.num_heads:
+            raise fail(f"num_heads={node.num_heads} must divide dim={node.dim}")
+        return x
+    raise fail("no shape rule for this op")

@@ -1,0 +1,210 @@
+"""Graph interpreter: executes a verified IR graph on torch tensors, float or fixed.
+
+Values are [T, B, *shape] where the graph is temporal (after Repeat / a temporal Input) and
+[B, *shape] otherwise. Stateless layers run on T*B merged; neurons run over T.
+Float neurons call stc.kernels (LIF: ``lif_multistep`` with the given kernel backend); the
+fixed path applies Lava's one step of synaptic delay per synapse layer and integer
+LoihiCubaLIF dynamics (stc.runtime.fixed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from stc.ir import Graph, Node
+
+from .fixed import delay_one_step, loihi_cuba_lif
+
+
+@dataclass
+class RunResult:
+    """Outputs (name -> tensor, T-first where temporal) and per-layer spike statistics:
+    ``spike_counts[name]`` total spikes of a spiking node, ``firing_rates[name]`` spikes per
+    neuron per timestep, and ``spike_trains`` (name -> [T, B, ...]) when requested."""
+
+    outputs: dict[str, torch.Tensor]
+    spike_counts: dict[str, int] = field(default_factory=dict)
+    firing_rates: dict[str, float] = field(default_factory=dict)
+    spike_trains: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
+    if not temporal:
+        return fn(x)
+    T, B = x.shape[:2]
+    y = fn(x.reshape(T * B, *x.shape[2:]))
+    return y.reshape(T, B, *y.shape[1:])
+
+
+def _if_loop(x: torch.Tensor, v_th: float, v_reset: float | None) -> torch.Tensor:
+    v = torch.zeros_like(x[0]) + (0.0 if v_reset is None else v_reset)
+    out = []
+    for t in range(x.shape[0]):
+        h = v + x[t]
+        s = (h >= v_th).to(x.dtype)
+        v = h - v_th * s if v_reset is None else h * (1 - s) + v_reset * s
+        out.append(s)
+    return torch.stack(out)
+
+
+def _cuba_loop(graph: Graph, n: Node, x: torch.Tensor) -> torch.Tensor:
+    def p(slot: str) -> torch.Tensor:
+        return graph.param(n, slot).to(x.dtype).to(x.device).reshape(-1).reshape(
+            () if graph.param(n, slot).numel() == 1 else n.shape)
+
+    v_decay, v_gain, v_leak, v_th, v_reset = (p(s) for s in
+                                             ("v_decay", "v_gain", "v_leak", "v_th", "v_reset"))
+    i = torch.zeros_like(x[0])
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        if n.has_synapse:
+            i = i * (1 - p("i_decay")) + p("i_gain") * x[t]
+        else:
+            i = x[t]
+        v = v * (1 - v_decay) + v_decay * v_leak + v_gain * i
+        if n.output == "v":
+            out.append(v)
+            continue
+        s = v > v_th
+        v = torch.where(s, v_reset.expand_as(v), v)
+        out.append(s.to(x.dtype))
+    return torch.stack(out)
+
+
+def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "float",
+            kernel_backend: str = "torch", time_steps: int | None = None,
+            record_spikes: bool = False) -> RunResult:
+    """Run ``graph`` (already verified) on ``feeds`` (Input name -> tensor, T-first when the
+    input is temporal: [T, B, *shape], else [B, *shape]).
+
+    Args:
+        numerics: "float" or "fixed" (fixed: synapse layers compute integer W x with one step
+            of delay, neurons are LoihiCubaLIF; inputs must be integer-valued).
+        kernel_backend: backend for stc.kernels ops ("auto" | "triton" | "torch").
+        time_steps: overrides every Repeat node's T.
+        record_spikes: also return the spike trains of every spiking node.
+
+    Raises:
+        ValueError: a missing feed, a wrong feed shape, a node the numerics cannot run.
+    """
+    temporal = graph.temporal()
+    vals: dict[str, torch.Tensor] = {}
+    res = RunResult(outputs={})
+    fixed = numerics == "fixed"
+    for n in graph.nodes:
+        ins = [vals[s] for s in n.inputs]
+        x = ins[0] if ins else None
+        tm = temporal[n.name]
+        op = n.OP
+        if op == "Input":
+            if n.name not in feeds:
+                raise ValueError(f"missing input {n.name!r}")
+            y = feeds[n.name]
+            lead = 2 if n.temporal else 1
+            if tuple(y.shape[lead:]) != tuple(n.shape) or y.dim() != lead + len(n.shape):
+                raise ValueError(f"input {n.name!r} must have shape "
+                                 f"{['T'] if n.temporal else []}[B, {', '.join(map(str, n.shape))}]"
+                                 f", got {tuple(y.shape)}")
+            if fixed:
+                if y.is_floating_point() and not torch.equal(y, y.round()):
+                    raise ValueError(f"input {n.name!r}: fixed numerics need integer-valued "
+                                     "inputs (spikes or spike counts)")
+                y = y.to(torch.int64)
+        elif op == "Repeat":
+            T = time_steps or n.time_steps
+            y = x.unsqueeze(0).expand(T, *x.shape).contiguous()
+        elif op in ("Output",):
+            y = x
+        elif op == "Linear":
+            w, b = graph.param(n, "weight"), graph.param(n, "bias")
+            if fixed:
+                y = F.linear(x.to(torch.int64), w.to(torch.int64),
+                             None if b is None else b.to(torch.int64))
+                y = delay_one_step(y) if tm else y
+            else:
+                y = F.linear(x, w.to(x), None if b is None else b.to(x))
+        elif op == "Conv2d":
+            w, b = graph.param(n, "weight"), graph.param(n, "bias")
+
+            def conv(z, w=w, b=b, n=n):
+                if fixed:  # integer conv through float64 (exact below 2^53)
+                    zz = F.conv2d(z.to(torch.float64), w.to(torch.float64),
+                                  None if b is None else b.to(torch.float64),
+                                  n.stride, n.padding, n.dilation, n.groups)
+                    return zz.round().to(torch.int64)
+                return F.conv2d(z, w.to(z), None if b is None else b.to(z), n.stride,
+                                n.padding, n.dilation, n.groups)
+            y = _merged(conv, x, tm)
+            if fixed and tm:
+                y = delay_one_step(y)
+        elif op == "BatchNorm":
+            if fixed:
+                raise ValueError(f"node {n.name!r}: fold BatchNorm before fixed numerics")
+            p = [graph.param(n, s) for s in ("running_mean", "running_var", "weight", "bias")]
+            p = [None if t is None else t.to(x) for t in p]
+            y = _merged(lambda z, p=p, n=n: F.batch_norm(z, p[0], p[1], p[2], p[3], False,
+                                                          0.0, n.eps), x, tm)
+        elif op == "Pool2d":
+            def pool(z, n=n):
+                if n.kind == "max":
+                    return F.max_pool2d(z, n.kernel_size, n.stride, n.padding)
+                zf = z.to(torch.float64) if fixed else z
+                if n.kind == "sum":
+                    k = n.kernel_size[0] * n.kernel_size[1]
+                    out = F.avg_pool2d(zf, n.kernel_size, n.stride, n.padding) * k
+                    return out.round().to(z.dtype) if fixed else out
+                if fixed:
+                    raise ValueError(f"node {n.name!r}: average pooling has no fixed form; "
+                                     "use sum pooling")
+                return F.avg_pool2d(z, n.kernel_size, n.stride, n.padding)
+            y = _merged(pool, x, tm)
+        elif op == "Flatten":
+            lead = 2 if tm else 1
+            nd = len(graph.node(n.inputs[0]).shape)
+            y = x.flatten(lead + n.start_dim % nd, lead + n.end_dim % nd)
+        elif op == "Add":
+            y = ins[0]
+            for z in ins[1:]:
+                y = y + z
+        elif op == "Scale":
+            s = graph.param(n, "scale")
+            y = x * n.factor if s is None else x * s.to(x) * n.factor
+        elif op == "TokenMean":
+            y = x.mean(dim=-2)
+        elif op == "TimeMean":
+            y = x.to(torch.float32).mean(dim=0) if fixed else x.mean(dim=0)
+        elif op in ("LIF", "IF", "CubaLIF", "LoihiCubaLIF"):
+            if not tm:
+                raise ValueError(f"node {n.name!r} ({op}) needs a temporal input [T, B, ...]; "
+                                 "add a Repeat encoder")
+            if fixed != (op == "LoihiCubaLIF"):
+                raise ValueError(f"node {n.name!r} ({op}) cannot run in {numerics} numerics; "
+                                 "quantise the graph (stc.passes.quantize) for fixed mode")
+            if op == "LIF":
+                from stc.kernels.lif import lif_multistep
+
+                y, _ = lif_multistep(x.contiguous(), tau=n.tau, v_th=n.v_th, v_reset=n.v_reset,
+                                     decay_input=n.decay_input, backend=kernel_backend)
+            elif op == "IF":
+                y = _if_loop(x, n.v_th, n.v_reset)
+            elif op == "CubaLIF":
+                y = _cuba_loop(graph, n, x)
+            else:
+                y = loihi_cuba_lif(x, n.i_decay, n.v_decay, n.v_th_mant,
+                                   graph.param(n, "bias"))
+            if not (op == "CubaLIF" and n.output == "v"):
+                cnt = int(y.sum().item())
+                res.spike_counts[n.name] = cnt
+                res.firing_rates[n.name] = cnt / max(1, y.numel())
+                if record_spikes:
+                    res.spike_trains[n.name] = y
+        else:
+            raise ValueError(f"node {n.name!r}: op {op} is not supported by the runtime")
+        vals[n.name] = y
+        if op == "Output":
+            res.outputs[n.name] = y
+    return res
