@@ -1,0 +1,61 @@
+"""Wall-clock timing of inference calls: warm-up, synchronised repeats, median and p90."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latency of one call (one batch) in seconds over ``repeats`` runs.
+
+    Attributes:
+        median_s, p90_s, min_s: latency statistics (s per batch).
+        batch_size: samples per call; throughput = batch_size / median_s (samples/s).
+    """
+
+    median_s: float
+    p90_s: float
+    min_s: float
+    repeats: int
+    batch_size: int
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second at the median latency."""
+        return self.batch_size / self.median_s
+
+    def to_dict(self) -> dict:
+        """JSON view with units in the key names."""
+        return {"median_ms": self.median_s * 1e3, "p90_ms": self.p90_s * 1e3,
+                "min_ms": self.min_s * 1e3, "repeats": self.repeats,
+                "batch_size": self.batch_size, "throughput_per_s": self.throughput}
+
+
+def time_calls(fn: Callable[[], object], *, batch_size: int, warmup: int = 2, repeats: int = 5,
+               sync: Callable[[], None] = lambda: None,
+               clock: Callable[[], float] = time.perf_counter) -> Timing:
+    """Time ``fn`` (one batch of ``batch_size`` samples): ``warmup`` calls, then ``repeats``
+    calls each bracketed by ``sync()`` (``torch.cuda.synchronize`` on GPU).
+
+    Raises:
+        ValueError: batch_size < 1, warmup < 0 or repeats < 1.
+    """
+    if batch_size < 1 or warmup < 0 or repeats < 1:
+        raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got "
+                         f"{batch_size}, {warmup}, {repeats}")
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        sync()
+        times.append(clock() - t0)
+    times.sort()
+    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+    return Timing(statistics.median(times), p90, times[0], repeats, batch_size)
