@@ -31,6 +31,7 @@ def version() -> None:
 
 
 # Subcommands: one line per module (keep sorted).
+app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
 
 
 def main() -> None:
