@@ -1,0 +1,165 @@
+"""OIP v2 servicer: ``inference.GRPCInferenceService`` (live, ready, metadata, ModelInfer).
+
+ModelInfer accepts ``raw_input_contents`` (what tritonclient sends) or typed ``contents`` and
+always answers with ``raw_output_contents``. Status codes: NOT_FOUND (unknown model/version),
+INVALID_ARGUMENT (datatype / shape / byte count / unknown output, message includes the expected
+signature), RESOURCE_EXHAUSTED (request larger than the limit, queue full), DEADLINE_EXCEEDED
+(client deadline, request ``timeout`` parameter in microseconds as Triton sends it, or the
+server's cap), UNAVAILABLE (shutting down), CANCELLED (client went away), INTERNAL (the
+executable raised). Spec: kserve/open-inference-protocol (shared/reference/serving.md).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+
+import grpc
+from stc.proto import inference_pb2 as pb
+from stc.proto import inference_pb2_grpc as pb_grpc
+from stc.server.codec import decode_inputs, encode_output, select_outputs
+from stc.server.errors import ServingError, invalid, unavailable
+from stc.server.metrics import ServerMetrics
+from stc.server.repository import ModelRepository
+
+import stc
+
+log = logging.getLogger("stc.server")
+
+
+class ServerState:
+    """Shared flags: ``accepting`` is False while starting and from graceful shutdown on."""
+
+    def __init__(self) -> None:
+        self.accepting = threading.Event()
+        self.inflight = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        """Count one in-flight ModelInfer call."""
+        with self._lock:
+            self.inflight += 1
+
+    def leave(self) -> None:
+        """Uncount one in-flight ModelInfer call."""
+        with self._lock:
+            self.inflight -= 1
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """Serves the models of ``repository``.
+
+    Args:
+        repository: loaded models.
+        state: shared ServerState.
+        metrics: where request counts and latencies go.
+        max_request_bytes: largest accepted total input tensor size (bytes).
+        request_timeout_s: server-side cap on one request's time in the server (s).
+    """
+
+    def __init__(self, repository: ModelRepository, state: ServerState, metrics: ServerMetrics,
+                 *, max_request_bytes: int = 64 << 20, request_timeout_s: float = 30.0) -> None:
+        self.repository = repository
+        self.state = state
+        self.metrics = metrics
+        self.max_request_bytes = int(max_request_bytes)
+        self.request_timeout_s = float(request_timeout_s)
+
+    def ServerLive(self, request, context):  # noqa: N802 - gRPC method name
+        return pb.ServerLiveResponse(live=True)
+
+    def ServerReady(self, request, context):  # noqa: N802
+        return pb.ServerReadyResponse(ready=self.state.accepting.is_set())
+
+    def ServerMetadata(self, request, context):  # noqa: N802
+        return pb.ServerMetadataResponse(name="stc", version=stc.__version__, extensions=[])
+
+    def ModelReady(self, request, context):  # noqa: N802
+        try:
+            self.repository.get(request.name, request.version)
+        except ServingError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=self.state.accepting.is_set())
+
+    def ModelMetadata(self, request, context):  # noqa: N802
+        try:
+            model = self.repository.get(request.name, request.version)
+        except ServingError as err:
+            context.abort(err.code, err.message)
+        exe = model.executable
+        meta = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=model.name,
+            versions=self.repository.versions(model.name),
+            platform=f"stc_{self.repository.backend}",
+            inputs=[meta(name=s.name, datatype=s.datatype, shape=list(s.shape))
+                    for s in exe.inputs],
+            outputs=[meta(name=s.name, datatype=s.datatype, shape=list(s.shape))
+                     for s in exe.outputs],
+        )
+
+    def _timeout(self, request, context) -> float:
+        timeout = self.request_timeout_s
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = min(timeout, remaining)
+        param = request.parameters.get("timeout")
+        if param is not None and param.WhichOneof("parameter_choice") in ("int64_param",
+                                                                         "uint64_param"):
+            micros = getattr(param, param.WhichOneof("parameter_choice"))
+            if micros > 0:
+                timeout = min(timeout, micros / 1e6)
+        return max(timeout, 0.0)
+
+    def _infer(self, request, context) -> pb.ModelInferResponse:
+        if not self.state.accepting.is_set():
+            raise unavailable("server is not accepting requests (starting or shutting down)")
+        model = self.repository.get(request.model_name, request.model_version)
+        exe = model.executable
+        arrays = decode_inputs(request, exe.inputs, self.max_request_bytes)
+        out_specs = select_outputs([o.name for o in request.outputs], exe.outputs)
+        rows = {a.shape[0] for a in arrays.values() if a.ndim > 0}
+        if len(rows) > 1:
+            raise invalid(f"inputs have different batch sizes {sorted(rows)}; expected one")
+        timeout = self._timeout(request, context)
+        future = model.batcher.submit(arrays, time.monotonic() + timeout)
+        context.add_callback(future.cancel)
+        try:
+            outputs = future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                               f"model {model.name}:{model.version} did not answer within "
+                               f"{timeout:.3f} s") from None
+        except concurrent.futures.CancelledError:
+            raise ServingError(grpc.StatusCode.CANCELLED, "request cancelled") from None
+        response = pb.ModelInferResponse(model_name=model.name, model_version=model.version,
+                                         id=request.id)
+        for spec in out_specs:
+            if spec.name not in outputs:
+                raise ServingError(grpc.StatusCode.INTERNAL,
+                                   f"executable returned no output {spec.name!r}")
+            shape, raw = encode_output(spec.name, outputs[spec.name], spec)
+            response.outputs.add(name=spec.name, datatype=spec.datatype, shape=shape)
+            response.raw_output_contents.append(raw)
+        return response
+
+    def ModelInfer(self, request, context):  # noqa: N802
+        t0 = time.perf_counter()
+        status = "OK"
+        self.state.enter()
+        try:
+            return self._infer(request, context)
+        except ServingError as err:
+            status = err.code.name
+            context.abort(err.code, err.message)
+        finally:
+            self.state.leave()
+            seconds = time.perf_counter() - t0
+            self.metrics.observe_request(request.model_name, request.model_version or "latest",
+                                         status, seconds)
+            log.info("infer", extra={"event": "infer", "model": request.model_name,
+                                     "version": request.model_version, "id": request.id,
+                                     "status": status, "latency_ms": round(seconds * 1e3, 3)})

@@ -1,0 +1,180 @@
+"""A small Python client for ``stc serve`` (OIP v2 + stc bundle repository) over gRPC.
+
+    with Client("localhost:8001") as c:
+        out = c.infer("lif", {"x": x})          # {output name: np.ndarray}
+
+Any OIP v2 client works against the server too (e.g. ``tritonclient.grpc``); this helper adds
+the stc-only bundle calls (upload, list, load, unload, delete) and health.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from stc.proto import inference_pb2 as pb
+from stc.proto import inference_pb2_grpc as pb_grpc
+from stc.proto import stc_repository_pb2 as repo_pb
+from stc.proto import stc_repository_pb2_grpc as repo_grpc
+
+_DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+           "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
+           "FP32": "<f4", "FP64": "<f8"}
+CHUNK_BYTES = 1 << 20
+
+
+def _datatype(arr: np.ndarray) -> str:
+    for name, code in _DTYPES.items():
+        ref = np.dtype(code)
+        if ref.kind == arr.dtype.kind and ref.itemsize == arr.dtype.itemsize:
+            return name
+    raise TypeError(f"array dtype {arr.dtype} has no Open Inference Protocol datatype")
+
+
+class Client:
+    """Blocking client for one server.
+
+    Args:
+        url: ``host:port``.
+        token: Bearer token sent as ``authorization`` metadata (servers started with --token).
+        root_certificates: PEM bytes or path of the CA to trust; enables TLS.
+        timeout: default per-call deadline (s).
+        max_message_bytes: gRPC message size limit for both directions.
+    """
+
+    def __init__(self, url: str, *, token: str | None = None,
+                 root_certificates: bytes | str | Path | None = None,
+                 timeout: float | None = 30.0, max_message_bytes: int = 256 << 20) -> None:
+        if not isinstance(url, str) or ":" not in url:
+            raise ValueError(f"url must be 'host:port', got {url!r}")
+        opts = [("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes)]
+        if root_certificates is not None:
+            pem = root_certificates if isinstance(root_certificates, bytes) \
+                else Path(root_certificates).read_bytes()
+            self.channel = grpc.secure_channel(url, grpc.ssl_channel_credentials(pem), opts)
+        else:
+            self.channel = grpc.insecure_channel(url, opts)
+        self.timeout = timeout
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self.inference = pb_grpc.GRPCInferenceServiceStub(self.channel)
+        self.repository = repo_grpc.BundleRepositoryStub(self.channel)
+
+    def _kw(self, timeout: float | None) -> dict:
+        return {"timeout": self.timeout if timeout is None else timeout,
+                "metadata": self.metadata}
+
+    # -- OIP v2 -----------------------------------------------------------------------------
+    def live(self, timeout: float | None = None) -> bool:
+        """ServerLive."""
+        return self.inference.ServerLive(pb.ServerLiveRequest(), **self._kw(timeout)).live
+
+    def ready(self, timeout: float | None = None) -> bool:
+        """ServerReady."""
+        return self.inference.ServerReady(pb.ServerReadyRequest(), **self._kw(timeout)).ready
+
+    def health(self, service: str = "", timeout: float | None = None) -> str:
+        """grpc.health.v1 status name of ``service`` ("" = whole server), e.g. "SERVING"."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        resp = stub.Check(health_pb2.HealthCheckRequest(service=service), **self._kw(timeout))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    def metadata_of(self, model: str, version: str = "", timeout: float | None = None) -> dict:
+        """ModelMetadata as a dict: name, versions, platform, inputs/outputs
+        (each ``{"name", "datatype", "shape"}``)."""
+        r = self.inference.ModelMetadata(pb.ModelMetadataRequest(name=model, version=version),
+                                         **self._kw(timeout))
+
+        def tensors(ts):
+            return [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in ts]
+
+        return {"name": r.name, "versions": list(r.versions), "platform": r.platform,
+                "inputs": tensors(r.inputs), "outputs": tensors(r.outputs)}
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], *, version: str = "",
+              outputs: Sequence[str] | None = None, request_id: str = "",
+              timeout: float | None = None) -> dict[str, np.ndarray]:
+        """Run ModelInfer with raw little-endian inputs; returns ``{output name: array}``.
+
+        Args:
+            model, version: model to call ("" = latest version).
+            inputs: batch-first arrays keyed by input name.
+            outputs: names to return (None = all).
+
+        Raises:
+            TypeError: an input is not an array with an OIP dtype.
+            grpc.RpcError: the server's status (NOT_FOUND, INVALID_ARGUMENT, ...).
+        """
+        req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
+        for name, value in inputs.items():
+            arr = np.asarray(value)
+            datatype = _datatype(arr)
+            req.inputs.add(name=name, datatype=datatype, shape=list(arr.shape))
+            req.raw_input_contents.append(
+                np.ascontiguousarray(arr, dtype=np.dtype(_DTYPES[datatype])).tobytes())
+        for name in outputs or ():
+            req.outputs.add(name=name)
+        resp = self.inference.ModelInfer(req, **self._kw(timeout))
+        result = {}
+        for tensor, raw in zip(resp.outputs, resp.raw_output_contents):
+            dtype = np.dtype(_DTYPES[tensor.datatype])
+            result[tensor.name] = np.frombuffer(raw, dtype=dtype).reshape(list(tensor.shape))
+        return result
+
+    # -- stc bundle repository --------------------------------------------------------------
+    def upload(self, path: str | Path, name: str, version: str, *, load: bool = True,
+               sha256: str | None = None, timeout: float | None = None) -> dict:
+        """Stream a bundle file to the server (1 MiB chunks); returns the UploadResponse fields.
+
+        ``sha256`` defaults to the file's digest (override only to test the server's check).
+        """
+        data = Path(path).read_bytes()
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+
+        def chunks() -> Iterator[repo_pb.UploadChunk]:
+            yield repo_pb.UploadChunk(name=name, version=version, sha256=digest,
+                                      total_size=len(data), load=load,
+                                      data=data[:CHUNK_BYTES])
+            for start in range(CHUNK_BYTES, len(data), CHUNK_BYTES):
+                yield repo_pb.UploadChunk(data=data[start:start + CHUNK_BYTES])
+
+        r = self.repository.Upload(chunks(), **self._kw(timeout))
+        return {"name": r.name, "version": r.version, "sha256": r.sha256, "size": r.size,
+                "loaded": r.loaded}
+
+    def list_bundles(self, timeout: float | None = None) -> list[dict]:
+        """Every bundle in the server's repository: name, version, sha256, size, loaded."""
+        r = self.repository.List(repo_pb.ListRequest(), **self._kw(timeout))
+        return [{"name": b.name, "version": b.version, "sha256": b.sha256, "size": b.size,
+                 "loaded": b.loaded, "backend": b.backend} for b in r.bundles]
+
+    def load(self, name: str, version: str = "", timeout: float | None = None) -> list[str]:
+        """Load a bundle already in the repository; returns the versions loaded."""
+        return list(self.repository.Load(repo_pb.LoadRequest(name=name, version=version),
+                                         **self._kw(timeout)).versions)
+
+    def unload(self, name: str, version: str = "", timeout: float | None = None) -> list[str]:
+        """Unload a model version ("" = all); returns the versions unloaded."""
+        return list(self.repository.Unload(repo_pb.UnloadRequest(name=name, version=version),
+                                           **self._kw(timeout)).versions)
+
+    def delete(self, name: str, version: str = "", timeout: float | None = None) -> list[str]:
+        """Unload and delete a bundle version ("" = all); returns the versions deleted."""
+        return list(self.repository.Delete(repo_pb.DeleteRequest(name=name, version=version),
+                                           **self._kw(timeout)).versions)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
