@@ -1,1 +1,7 @@
-"""stc.runtime."""
+"""stc.runtime: rebuilds a network from a bundle's graph + safetensors and runs it on cpu or
+gpu in float or fixed numerics; ``load_bundle`` is the contract used by the server."""
+
+from .executable import Executable, TensorSpec, load_bundle
+from .interpreter import RunResult, execute, fixed_delay
+
+__all__ = ["Executable", "RunResult", "TensorSpec", "execute", "fixed_delay", "load_bundle"]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from stc.ir import Graph, Node
 
-from .fixed import delay_one_step, loihi_cuba_lif
+from .fixed import delay_one_step
 
 
 @dataclass
@@ -29,6 +29,12 @@ class RunResult:
     spike_counts: dict[str, int] = field(default_factory=dict)
     firing_rates: dict[str, float] = field(default_factory=dict)
     spike_trains: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _pad(x: torch.Tensor, steps: int) -> torch.Tensor:
+    if steps <= 0:
+        return x
+    return torch.cat([x, torch.zeros_like(x[:1]).expand(steps, *x.shape[1:])], dim=0)
 
 
 def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
@@ -75,9 +81,33 @@ def _cuba_loop(graph: Graph, n: Node, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
+def _loihi(graph: Graph, n: Node, x: torch.Tensor, kernel_backend: str) -> torch.Tensor:
+    """Integer CUBA-LIF through stc.kernels.cuba_fixed (Lava registers: du = i_decay - 1)."""
+    from stc.kernels.cuba_fixed import cuba_lif_fixed
+
+    if not 1 <= n.i_decay <= 4096:
+        raise ValueError(f"node {n.name!r}: i_decay must be in 1..4096, got {n.i_decay}")
+    b = graph.param(n, "bias")
+    bias = 0 if b is None else b.to(torch.int32).to(x.device).reshape(n.shape)
+    s, _, _ = cuba_lif_fixed(x.to(torch.int32).contiguous(), n.i_decay - 1, n.v_decay,
+                             n.v_th_mant, bias, 6, backend=kernel_backend)
+    return s.to(torch.int64)
+
+
+def fixed_delay(graph: Graph) -> int:
+    """Largest number of synapse layers (one step of delay each in fixed numerics) on a path
+    from an input to an output of ``graph``."""
+    depth: dict[str, int] = {}
+    temporal = graph.temporal()
+    for n in graph.nodes:
+        d = max((depth[s] for s in n.inputs), default=0)
+        depth[n.name] = d + (1 if n.OP in ("Linear", "Conv2d") and temporal[n.name] else 0)
+    return max(depth.values(), default=0)
+
+
 def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "float",
             kernel_backend: str = "torch", time_steps: int | None = None,
-            record_spikes: bool = False) -> RunResult:
+            record_spikes: bool = False, align: int = 0) -> RunResult:
     """Run ``graph`` (already verified) on ``feeds`` (Input name -> tensor, T-first when the
     input is temporal: [T, B, *shape], else [B, *shape]).
 
@@ -87,6 +117,9 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         kernel_backend: backend for stc.kernels ops ("auto" | "triton" | "torch").
         time_steps: overrides every Repeat node's T.
         record_spikes: also return the spike trains of every spiking node.
+        align: fixed numerics: pad the temporal input with ``align`` zero steps and drop the
+            first ``align`` steps at TimeMean / temporal Outputs, so that a network with
+            ``align`` = :func:`fixed_delay` layers of synaptic delay lines up with float mode.
 
     Raises:
         ValueError: a missing feed, a wrong feed shape, a node the numerics cannot run.
@@ -114,11 +147,13 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                     raise ValueError(f"input {n.name!r}: fixed numerics need integer-valued "
                                      "inputs (spikes or spike counts)")
                 y = y.to(torch.int64)
+            if n.temporal:
+                y = _pad(y, align)
         elif op == "Repeat":
             T = time_steps or n.time_steps
-            y = x.unsqueeze(0).expand(T, *x.shape).contiguous()
+            y = _pad(x.unsqueeze(0).expand(T, *x.shape).contiguous(), align)
         elif op in ("Output",):
-            y = x
+            y = x[align:] if tm else x
         elif op == "Linear":
             w, b = graph.param(n, "weight"), graph.param(n, "bias")
             if fixed:
@@ -176,7 +211,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         elif op == "TokenMean":
             y = x.mean(dim=-2)
         elif op == "TimeMean":
-            y = x.to(torch.float32).mean(dim=0) if fixed else x.mean(dim=0)
+            y = x[align:].to(torch.float32).mean(dim=0) if fixed else x[align:].mean(dim=0)
         elif op in ("LIF", "IF", "CubaLIF", "LoihiCubaLIF"):
             if not tm:
                 raise ValueError(f"node {n.name!r} ({op}) needs a temporal input [T, B, ...]; "
@@ -194,8 +229,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             elif op == "CubaLIF":
                 y = _cuba_loop(graph, n, x)
             else:
-                y = loihi_cuba_lif(x, n.i_decay, n.v_decay, n.v_th_mant,
-                                   graph.param(n, "bias"))
+                y = _loihi(graph, n, x, kernel_backend)
             if not (op == "CubaLIF" and n.output == "v"):
                 cnt = int(y.sum().item())
                 res.spike_counts[n.name] = cnt

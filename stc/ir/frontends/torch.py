@@ -66,7 +66,7 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], time_steps: int =
                                time_steps=int(time_steps)))
     bad: list[str] = []
     for name, m in _leaves(model):
-        node, tensors = _map(name.replace(".", "_"), m)
+        node, tensors = _map(f"{type(m).__name__.lower()}_{name.replace('.', '_')}", m)
         if node is False:
             continue
         if node is None:

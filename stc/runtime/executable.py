@@ -1,0 +1,170 @@
+"""Executables: a verified bundle's graph bound to a device and numerics (CONTRIBUTING.md
+"Runtime" contract), used by the server, the CLI and the compiler API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stc.errors import UnsupportedTargetError, check_choice
+from stc.ir import Graph
+
+from .interpreter import RunResult, execute, fixed_delay
+
+BACKENDS = ("cpu", "gpu", "lava-sim", "loihi")
+_NP_DTYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "UINT8": np.uint8,
+              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+              "BOOL": np.bool_}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor's name, OIP datatype ("FP32", ...) and shape (-1: batch or variable T)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class Executable:
+    """A graph ready to run on one device in one numerics mode.
+
+    ``infer(inputs)`` takes batch-first numpy arrays: [B, *shape] for static inputs (the
+    graph's Repeat encoder presents them for T steps) or [B, T, *shape] for temporal inputs,
+    and returns batch-first outputs ([B, *shape], or [B, T, *shape] for spike-train outputs).
+    ``last_result`` keeps the outputs' spike statistics of the latest call.
+    """
+
+    def __init__(self, graph: Graph, *, name: str = "model", version: str = "1",
+                 inputs: list[TensorSpec] | None = None,
+                 outputs: list[TensorSpec] | None = None, device: str = "cpu",
+                 numerics: str = "float", kernel_backend: str | None = None) -> None:
+        check_choice("numerics", numerics, ("float", "fixed"))
+        check_choice("device", device, ("cpu", "cuda"))
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UnsupportedTargetError("backend 'gpu' needs CUDA, but torch.cuda.is_available()"
+                                         " is False; use backend='cpu'")
+        self.graph = graph
+        self.name, self.version = name, version
+        self.device = torch.device(device)
+        self.numerics = numerics
+        self.kernel_backend = kernel_backend or ("auto" if device == "cuda" else "torch")
+        for k, t in graph.tensors.items():
+            graph.tensors[k] = t.to(self.device)
+        self.inputs = inputs or [TensorSpec(n.name, n.datatype, [-1] + ([-1] if n.temporal
+                                            else []) + list(n.shape)) for n in graph.inputs()]
+        temporal = graph.temporal()
+        self.outputs = outputs or [
+            TensorSpec(n.name, "FP32", [-1] + ([-1] if temporal[n.name] else []) + list(n.shape))
+            for n in graph.outputs()]
+        self._align = fixed_delay(graph) if numerics == "fixed" else 0
+        self.last_result: RunResult | None = None
+        self._closed = False
+
+    def run(self, inputs: dict[str, torch.Tensor | np.ndarray], *, time_steps: int | None = None,
+            record_spikes: bool = False) -> RunResult:
+        """Run on batch-first inputs; returns a RunResult with T-first outputs.
+
+        Raises:
+            ValueError: unknown/missing input names, wrong shapes or dtypes; RuntimeError
+            after close().
+        """
+        if self._closed:
+            raise RuntimeError(f"executable {self.name!r} is closed")
+        if not isinstance(inputs, dict):
+            raise TypeError(f"inputs must be a dict name -> array, got {type(inputs).__name__}")
+        want = {n.name: n for n in self.graph.inputs()}
+        extra = set(inputs) - set(want)
+        if extra:
+            raise ValueError(f"unknown input(s) {sorted(extra)}; expected {sorted(want)}")
+        feeds = {}
+        for name, node in want.items():
+            if name not in inputs:
+                raise ValueError(f"missing input {name!r}")
+            a = inputs[name]
+            t = torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a
+            if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in (
+                    torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+                raise ValueError(f"input {name!r} has unsupported dtype {t.dtype}")
+            t = t.to(self.device, torch.float32)
+            if node.temporal:
+                if t.dim() < 2:
+                    raise ValueError(f"input {name!r} must be [B, T, ...], got {tuple(t.shape)}")
+                t = t.transpose(0, 1).contiguous()
+            feeds[name] = t
+        with torch.no_grad():
+            res = execute(self.graph, feeds, numerics=self.numerics,
+                          kernel_backend=self.kernel_backend, time_steps=time_steps,
+                          record_spikes=record_spikes, align=self._align)
+        self.last_result = res
+        return res
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Batch-first numpy in, batch-first float32 numpy out (see class docstring)."""
+        res = self.run(inputs)
+        temporal = self.graph.temporal()
+        out = {}
+        for name, y in res.outputs.items():
+            y = y.transpose(0, 1) if temporal[name] else y
+            out[name] = y.detach().to("cpu", torch.float32).numpy()
+        return out
+
+    def close(self) -> None:
+        """Release the executable (tensors dropped); later calls raise RuntimeError."""
+        self._closed = True
+        self.graph = Graph()
+
+
+def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None = None,
+                public_key: object = None, kernel_backend: str | None = None) -> Executable:
+    """Load and verify a ``.stcb`` bundle, then bind it to a backend.
+
+    Args:
+        path: the bundle file.
+        backend: "cpu" | "gpu" (torch runtime; Triton kernels on CUDA) | "lava-sim" | "loihi"
+            (dispatched to ``stc.lava.executor.load_lava_executable``).
+        numerics: "float" | "fixed" | None (the manifest's default).
+        public_key: Ed25519 public key (object, PEM bytes or path); when given the bundle must
+            carry a valid signature.
+        kernel_backend: stc.kernels backend ("auto" | "triton" | "torch"); default "auto" on
+            gpu and "torch" on cpu.
+
+    Returns:
+        Executable with name, version, inputs, outputs (TensorSpec), infer(), close().
+
+    Raises:
+        stc.errors.BundleError: the bundle fails any check (nothing is executed).
+        ValueError: unknown backend or numerics, or numerics "fixed" on a bundle without a
+            fixed graph. UnsupportedTargetError: gpu without CUDA, Lava backends unavailable.
+    """
+    from stc.bundle import read_bundle
+
+    check_choice("backend", backend, BACKENDS)
+    if numerics is not None:
+        check_choice("numerics", numerics, ("float", "fixed"))
+    bundle = read_bundle(path, public_key=public_key)
+    if backend in ("lava-sim", "loihi"):
+        try:
+            from stc.lava.executor import load_lava_executable
+        except ImportError as e:
+            raise UnsupportedTargetError(f"backend {backend!r} needs stc.lava.executor, which "
+                                         f"cannot be imported: {e}") from None
+        return load_lava_executable(path, backend)
+    mode = numerics or bundle.manifest["numerics"]
+    if mode == "fixed":
+        if bundle.fixed_graph is None:
+            raise ValueError(f"bundle {path} has no fixed-point graph; use numerics='float' "
+                             "or re-bundle with quantisation (stc bundle --fixed)")
+        graph = bundle.fixed_graph
+    else:
+        graph = bundle.graph
+    specs = {"inputs": None, "outputs": None}
+    for key in specs:
+        specs[key] = [TensorSpec(s["name"], s["datatype"], list(s["shape"]))
+                      for s in bundle.manifest[key]]
+    return Executable(graph, name=bundle.name, version=bundle.version, inputs=specs["inputs"],
+                      outputs=specs["outputs"], device="cuda" if backend == "gpu" else "cpu",
+                      numerics=mode, kernel_backend=kernel_backend)
