@@ -58,6 +58,26 @@ class Graph:
         self.nodes.append(node)
         return node
 
+    def copy(self) -> Graph:
+        """Deep copy: new node objects and cloned tensors."""
+        g = Graph.from_dict(self.to_dict(), {k: t.clone() for k, t in self.tensors.items()})
+        g.metadata = json.loads(json.dumps(self.metadata))
+        return g
+
+    def remove(self, name: str) -> None:
+        """Remove node ``name`` and rewire its consumers to its single input."""
+        n = self.node(name)
+        if len(n.inputs) != 1:
+            raise GraphError(f"node {name!r}: only single-input nodes can be bypassed")
+        for c in self.consumers(name):
+            c.inputs = [n.inputs[0] if s == name else s for s in c.inputs]
+        self.nodes.remove(n)
+
+    def prune_tensors(self) -> None:
+        """Drop tensors no node references."""
+        used = {k for n in self.nodes for k in n.params.values()}
+        self.tensors = {k: v for k, v in self.tensors.items() if k in used}
+
     def param(self, node: Node, slot: str) -> torch.Tensor | None:
         """The tensor in ``node``'s ``slot``, or None when the slot is empty."""
         key = node.params.get(slot)

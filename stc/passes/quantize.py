@@ -1,0 +1,160 @@
+"""Quantisation to Loihi 2 fixed point (netx conventions, shared/reference/lava.md).
+
+Each synapse layer (Conv2d/Linear) must feed exactly one float neuron (LIF with hard reset to
+0, or IF with hard reset to 0); BatchNorm must be folded first (stc.passes.bn_fold).
+For a layer with effective float weights w (LIF with decay_input: W / tau, since
+H = V (1 - 1/tau) + X / tau; otherwise W), the pass picks a per-layer exponent e, the
+largest integer with max|w| * 2^e <= 254, and sets
+    W_int = clip(round(w * 2^e / 2) * 2, -256, 254)   (8-bit mantissa, even: mixed sign)
+    bias_int = round(b_eff * 2^e)   (LoihiCubaLIF bias, added to v with bias_exp 6)
+    v_th_mant = round(v_th * 2^e),  v_decay = round(4096 / tau) (LIF) or 0 (IF),
+    i_decay = 4096 (the current does not persist: u = a each step, as X in the float LIF)
+so weights, bias and threshold share one integer unit per layer (netx: W and vThMant share
+units). Float neurons fire at H >= v_th, Loihi at v > th: ties and rounding make the two differ
+slightly; :class:`QuantReport` measures it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from stc.errors import MappingError
+from stc.ir import Graph, LoihiCubaLIF
+
+MAX_VTH_MANT = (1 << 17) - 1
+
+
+@dataclass
+class QuantReport:
+    """Error introduced by quantisation.
+
+    layers: per synapse layer {"name", "exponent", "weight_rel_error" (||W_deq - W|| / ||W||),
+    "weight_max_abs_error" (float units), "clipped_fraction", "v_th_mant", "v_decay"}.
+    spike_agreement: per neuron, the fraction of (t, b, neuron) entries where fixed and float
+    spikes agree on the probe (fixed spikes realigned by their synaptic delay);
+    overall_agreement: over all neurons; output_agreement: fraction of probe samples whose
+    argmax output class is the same.
+    """
+
+    layers: list[dict] = field(default_factory=list)
+    spike_agreement: dict[str, float] = field(default_factory=dict)
+    overall_agreement: float | None = None
+    output_agreement: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"layers": self.layers, "spike_agreement": self.spike_agreement,
+                "overall_agreement": self.overall_agreement,
+                "output_agreement": self.output_agreement}
+
+
+def _exponent(wmax: float, v_th: float) -> int:
+    e = 30 if wmax == 0 else math.floor(math.log2(254.0 / wmax))
+    while e > -30 and abs(v_th) * 2.0 ** e > MAX_VTH_MANT:
+        e -= 1
+    return e
+
+
+def quantize(graph: Graph, *, probe: torch.Tensor | None = None,
+             time_steps: int | None = None, seed: int = 0) -> tuple[Graph, QuantReport]:
+    """Return (fixed-point graph, report). The input graph is not modified.
+
+    Args:
+        graph: float graph with BatchNorm folded.
+        probe: batch-first input for the spike-agreement check ([B, *shape] static or
+            [B, T, *shape] temporal) of integer values (spikes); default: 8 Bernoulli(0.3)
+            spike samples drawn with ``seed``.
+        time_steps: T for the probe run (default the graph's).
+
+    Raises:
+        MappingError: a node with no fixed form (BatchNorm left, soft reset, v_reset != 0,
+            CubaLIF, attention), or a synapse layer not followed by exactly one neuron.
+    """
+    g = graph.copy()
+    problems = []
+    for n in g.nodes:
+        if n.OP in ("BatchNorm", "CubaLIF", "SpikeAttention", "TokenMean", "Scale") or (
+                n.OP == "Pool2d" and n.kind == "avg"):
+            problems.append(f"{n.name} ({n.OP}{'/avg' if n.OP == 'Pool2d' else ''})")
+        if n.OP in ("LIF", "IF") and n.v_reset != 0.0:
+            problems.append(f"{n.name} ({n.OP} with v_reset={n.v_reset}; Loihi resets to 0)")
+    if problems:
+        raise MappingError("nodes with no Loihi fixed-point form (fold BatchNorm first; "
+                           "use hard reset to 0, sum pooling): " + ", ".join(problems))
+    report = QuantReport()
+    for syn in [n for n in g.nodes if n.OP in ("Conv2d", "Linear")]:
+        cons = g.consumers(syn.name)
+        if len(cons) != 1 or cons[0].OP not in ("LIF", "IF"):
+            raise MappingError(f"synapse layer {syn.name!r} must feed exactly one LIF/IF "
+                               f"neuron for fixed point; it feeds {[c.name for c in cons]}")
+        neu = cons[0]
+        div = neu.tau if neu.OP == "LIF" and neu.decay_input else 1.0
+        w = g.param(syn, "weight").double() / div
+        b = g.param(syn, "bias")
+        b = None if b is None else b.double() / div
+        e = _exponent(float(w.abs().max()), neu.v_th)
+        raw = torch.round(w * 2.0 ** e / 2) * 2
+        w_int = raw.clamp(-256, 254)
+        deq = w_int / 2.0 ** e
+        v_th_mant = int(round(neu.v_th * 2.0 ** e))
+        v_decay = int(round(4096 / neu.tau)) if neu.OP == "LIF" else 0
+        report.layers.append({
+            "name": syn.name, "neuron": neu.name, "exponent": -e,
+            "weight_rel_error": float((deq - w).norm() / w.norm().clamp_min(1e-30)),
+            "weight_max_abs_error": float(((deq - w) * div).abs().max()),
+            "clipped_fraction": float((raw != w_int).double().mean()),
+            "v_th_mant": v_th_mant, "v_decay": v_decay})
+        g.tensors[f"{syn.name}.weight"] = w_int.to(torch.int32)
+        syn.params = {"weight": f"{syn.name}.weight"}
+        fixed = LoihiCubaLIF(name=neu.name, inputs=list(neu.inputs), shape=neu.shape,
+                             i_decay=4096, v_decay=min(4096, v_decay), v_th_mant=v_th_mant)
+        if b is not None:
+            g.tensors[f"{neu.name}.bias"] = torch.round(b * 2.0 ** e).to(torch.int32) \
+                .reshape(-1, *([1] * (len(neu.shape) - 1))).expand(neu.shape).contiguous()
+            fixed.params["bias"] = f"{neu.name}.bias"
+        g.nodes[g.nodes.index(neu)] = fixed
+    g.prune_tensors()
+    g.metadata = {**g.metadata, "numerics": "fixed"}
+    g.verify()
+    _agreement(graph, g, report, probe, time_steps, seed)
+    return g, report
+
+
+def _agreement(fg: Graph, qg: Graph, report: QuantReport, probe, time_steps, seed) -> None:
+    from stc.runtime.interpreter import execute, fixed_delay
+
+    inp = fg.inputs()[0]
+    if probe is None:
+        gen = torch.Generator().manual_seed(seed)
+        T = time_steps or next((n.time_steps for n in fg.nodes if n.OP == "Repeat"), 4)
+        shape = (8, T, *inp.shape) if inp.temporal else (8, *inp.shape)
+        probe = (torch.rand(shape, generator=gen) < 0.3).float()
+    x = torch.as_tensor(probe, dtype=torch.float32)
+    if inp.temporal:
+        x = x.transpose(0, 1).contiguous()
+    D = fixed_delay(qg)
+    with torch.no_grad():
+        rf = execute(fg, {inp.name: x}, numerics="float", time_steps=time_steps,
+                     record_spikes=True)
+        rq = execute(qg, {inp.name: x}, numerics="fixed", time_steps=time_steps,
+                     record_spikes=True, align=D)
+    depth: dict[str, int] = {}
+    temporal = qg.temporal()
+    for n in qg.nodes:
+        d = max((depth[s] for s in n.inputs), default=0)
+        depth[n.name] = d + (1 if n.OP in ("Linear", "Conv2d") and temporal[n.name] else 0)
+    agree = total = 0
+    for name, sf in rf.spike_trains.items():
+        sq = rq.spike_trains[name]
+        sq = sq[depth[name]: depth[name] + sf.shape[0]].to(sf.dtype)
+        eq = (sq == sf).sum().item()
+        report.spike_agreement[name] = eq / sf.numel()
+        agree += eq
+        total += sf.numel()
+    report.overall_agreement = agree / total if total else None
+    for name, yf in rf.outputs.items():
+        yq = rq.outputs[name]
+        if yf.dim() >= 2 and yf.shape == yq.shape:
+            report.output_agreement = float((yf.argmax(-1) == yq.argmax(-1)).float().mean())
