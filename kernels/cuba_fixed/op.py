@@ -15,7 +15,8 @@ BIAS_LIMIT = 1 << 24   # |bias_mant * 2**bias_exp| < 2**24, same reason
 VTH_MANT_MAX = (1 << 17) - 1  # Lava PyLifModelBitAcc: vth is unsigned 17-bit
 
 
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+def check_int(name: str, value: object, lo: int, hi: int) -> int:
+    """Return ``value`` if it is a Python int in [lo, hi]; TypeError / ValueError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a Python int, got {type(value).__name__}")
     if not lo <= value <= hi:
@@ -83,10 +84,10 @@ def cuba_lif_fixed(
     """
     check_tensor("a", a, min_dim=1, dtypes=INT_DTYPES)
     check_timesteps("a", a)
-    _check_int("du", du, 0, 4095)
-    _check_int("dv", dv, 0, 4096)
-    _check_int("vth_mant", vth_mant, 0, VTH_MANT_MAX)
-    _check_int("bias_exp", bias_exp, -24, 24)
+    check_int("du", du, 0, 4095)
+    check_int("dv", dv, 0, 4096)
+    check_int("vth_mant", vth_mant, 0, VTH_MANT_MAX)
+    check_int("bias_exp", bias_exp, -24, 24)
     if a.numel() and int(a.abs().max()) >= A_LIMIT:
         raise ValueError(f"a must satisfy |a| < 2**24; got max |a| = {int(a.abs().max())}")
     shape = tuple(a.shape[1:])
@@ -99,7 +100,7 @@ def cuba_lif_fixed(
             raise ValueError(f"bias_mant of shape {tuple(bias_mant.shape)} does not broadcast "
                              f"to a.shape[1:] = {shape}") from None
     else:
-        _check_int("bias_mant", bias_mant, -(1 << 24), 1 << 24)
+        check_int("bias_mant", bias_mant, -(1 << 24), 1 << 24)
         bias_t = torch.full(shape, bias_mant, dtype=torch.int64, device=a.device)
     bias = effective_bias(bias_t, bias_exp).contiguous()
     if bias.numel() and int(bias.abs().max()) >= BIAS_LIMIT:

@@ -1,6 +1,8 @@
 """stc.nn: spiking neurons, encoders and spike-attention modules. Inputs are [T, B, ...]."""
 
 from .attention import SDSA, SSA, DSFormerAttention, GradedLIF
-from .neurons import LIF
+from .encoders import SpikeEncoder, direct, latency, poisson, rate
+from .neurons import ALIF, IF, LIF, CubaLIF, LoihiCubaLIF
 
-__all__ = ["SSA", "SDSA", "DSFormerAttention", "GradedLIF", "LIF"]
+__all__ = ["SSA", "SDSA", "DSFormerAttention", "GradedLIF", "LIF", "IF", "ALIF", "CubaLIF",
+           "LoihiCubaLIF", "SpikeEncoder", "direct", "rate", "poisson", "latency"]
