@@ -1,1 +1,6 @@
-"""stc.compiler."""
+"""stc.compiler: SpikeCompiler(target, optimization_level, time_steps).compile(model, shape)
+-> CompiledModel (run, save); OptimizationPass and create_optimizer()."""
+
+from .api import CompiledModel, OptimizationPass, Optimizer, SpikeCompiler
+
+__all__ = ["CompiledModel", "OptimizationPass", "Optimizer", "SpikeCompiler"]

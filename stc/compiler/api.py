@@ -1,0 +1,245 @@
+"""SpikeCompiler: the one-call API from a model to a compiled, runnable (and bundleable) graph.
+
+    compiler = SpikeCompiler(target="cpu", optimization_level=2, time_steps=4)
+    compiled = compiler.compile(model, input_shape=(1, 28, 28))
+    logits = compiled.run(x)                      # x: [B, 1, 28, 28]
+    compiled.save("model.stcb", name="digits")    # a verified .stcb bundle
+
+Targets: "gpu" and "cpu" (stc.runtime; Triton kernels on CUDA), "lava-sim" (Lava's bit-accurate
+Loihi 2 simulator) and "loihi2" (Loihi 2 hardware through Lava; needs Intel's lava-loihi).
+"loihi3" is refused: no public Loihi 3 toolchain exists.
+Optimisation levels: 0 verify only; 1 + dead-node elimination; 2 + BatchNorm folding;
+3 + fixed-point quantisation for every target (lava-sim/loihi2 always quantise).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from stc.errors import UnsupportedTargetError, check_choice
+from stc.ir import Graph
+
+TARGETS = ("gpu", "cpu", "lava-sim", "loihi2")
+
+
+class OptimizationPass(enum.Enum):
+    """Graph passes the optimizer can run (stc.passes)."""
+
+    ELIMINATE_DEAD_NODES = "eliminate_dead_nodes"
+    FOLD_BATCHNORM = "fold_batchnorm"
+    PRUNE = "prune"
+    QUANTIZE = "quantize"
+
+
+class Optimizer:
+    """An ordered list of passes. ``add_pass(OptimizationPass.PRUNE, sparsity=0.5)``;
+    ``run(graph) -> (float graph, fixed graph or None, reports)``."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[OptimizationPass, dict]] = []
+
+    def add_pass(self, p: OptimizationPass | str, **options) -> Optimizer:
+        """Append a pass (enum member or its value); returns self.
+
+        Raises:
+            ValueError: unknown pass name.
+        """
+        try:
+            p = OptimizationPass(p) if isinstance(p, str) else p
+        except ValueError:
+            raise ValueError(f"unknown pass {p!r}; expected one of "
+                             f"{[q.value for q in OptimizationPass]}") from None
+        if not isinstance(p, OptimizationPass):
+            raise TypeError(f"pass must be an OptimizationPass, got {type(p).__name__}")
+        self.passes.append((p, options))
+        return self
+
+    def run(self, graph: Graph) -> tuple[Graph, Graph | None, dict]:
+        """Apply the passes in order; QUANTIZE yields the fixed graph (float graph kept)."""
+        from stc import passes
+
+        reports: dict = {}
+        fixed = None
+        for p, opt in self.passes:
+            if p is OptimizationPass.ELIMINATE_DEAD_NODES:
+                graph, reports["eliminated"] = passes.eliminate_dead_nodes(graph)
+            elif p is OptimizationPass.FOLD_BATCHNORM:
+                graph, reports["folded_batchnorm"] = passes.fold_batchnorm(graph)
+            elif p is OptimizationPass.PRUNE:
+                graph, reports["pruned"] = passes.prune_magnitude(graph, **opt)
+            elif p is OptimizationPass.QUANTIZE:
+                fixed, rep = passes.quantize(graph, **opt)
+                reports["quantization"] = rep.to_dict()
+        return graph, fixed, reports
+
+
+@dataclass
+class CompiledModel:
+    """A compiled graph bound to a target. ``graph`` is float; ``fixed_graph`` the quantised
+    one (or None); ``reports`` the passes' reports."""
+
+    graph: Graph
+    target: str
+    time_steps: int
+    fixed_graph: Graph | None = None
+    reports: dict = field(default_factory=dict)
+    kernel_backend: str | None = None
+    numerics: str = "float"  # cpu/gpu runs: "float", or "fixed" to run the quantised graph
+
+    def run(self, input: torch.Tensor | np.ndarray, time_steps: int | None = None,
+            return_spike_trains: bool = False):
+        """Run one batch.
+
+        Args:
+            input: [B, *input_shape] (static, presented T times) or [B, T, *input_shape] for
+                temporal graphs (NIR).
+            time_steps: override T (static inputs only).
+            return_spike_trains: also return {neuron name: spikes [T, B, ...]}.
+
+        Returns:
+            output tensor (batch-first; [B, classes] after the time mean), or
+            (output, spike_trains) when ``return_spike_trains``.
+
+        Raises:
+            ValueError: bad input shape. UnsupportedTargetError: Lava targets without Lava.
+        """
+        from stc.runtime.executable import Executable
+
+        inp = self.graph.inputs()[0]
+        out = self.graph.outputs()[0]
+        if self.target in ("lava-sim", "loihi2"):
+            if return_spike_trains:
+                raise ValueError("return_spike_trains is not available on Lava targets")
+            try:
+                from stc.lava.executor import load_lava_executable
+            except ImportError as e:
+                raise UnsupportedTargetError(f"target {self.target!r} needs stc.lava: {e}") \
+                    from None
+            exe = load_lava_executable(self.fixed_graph, "lava-sim" if self.target ==
+                                       "lava-sim" else "loihi")
+            try:
+                x = input.cpu().numpy() if isinstance(input, torch.Tensor) else input
+                return torch.as_tensor(exe.infer({inp.name: x})[out.name])
+            finally:
+                exe.close()
+        numerics = self.numerics
+        if numerics == "fixed" and self.fixed_graph is None:
+            raise ValueError("numerics='fixed' needs a quantised graph (optimization_level=3)")
+        g = self.fixed_graph if numerics == "fixed" else self.graph
+        exe = Executable(g, device="cuda" if self.target == "gpu" else "cpu",
+                         numerics=numerics, kernel_backend=self.kernel_backend)
+        res = exe.run({inp.name: input}, time_steps=time_steps,
+                      record_spikes=return_spike_trains)
+        y = res.outputs[out.name]
+        if g.temporal()[out.name]:
+            y = y.transpose(0, 1)
+        return (y, res.spike_trains) if return_spike_trains else y
+
+    def save(self, path: str | Path, *, name: str = "model", version: str = "1",
+             private_key: object = None, extra_members: dict[str, bytes] | None = None) -> Path:
+        """Write a ``.stcb`` bundle (stc.bundle.write_bundle) and return its path."""
+        from stc.bundle import write_bundle
+
+        return write_bundle(path, self.graph, name=name, version=version,
+                            fixed_graph=self.fixed_graph, extra_members=extra_members,
+                            private_key=private_key, metadata={"passes": self.reports})
+
+
+class SpikeCompiler:
+    """Compile a spiking model for a target.
+
+    Args:
+        target: "gpu" | "cpu" | "lava-sim" | "loihi2" ("loihi3" raises
+            UnsupportedTargetError: there is no public Loihi 3 toolchain).
+        optimization_level: 0..3 (module docstring).
+        time_steps: T of the direct (repeat) encoder for static inputs.
+        kernel_backend: stc.kernels backend for the runtime ("auto" | "triton" | "torch").
+
+    Raises:
+        UnsupportedTargetError: unknown target or loihi3. ValueError: bad level or T.
+    """
+
+    def __init__(self, target: str = "gpu", optimization_level: int = 2, time_steps: int = 4,
+                 kernel_backend: str | None = None) -> None:
+        if target == "loihi3":
+            raise UnsupportedTargetError(
+                "target 'loihi3': there is no public Loihi 3 toolchain; the neuromorphic "
+                "hardware target is Loihi 2 through Lava (target='loihi2', or 'lava-sim' for "
+                "the bit-accurate simulator)")
+        if target not in TARGETS:
+            raise UnsupportedTargetError(f"target must be one of {TARGETS}, got {target!r}")
+        if isinstance(optimization_level, bool) or optimization_level not in (0, 1, 2, 3):
+            raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got "
+                             f"{optimization_level!r}")
+        if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
+            raise ValueError(f"time_steps must be an int >= 1, got {time_steps!r}")
+        if kernel_backend is not None:
+            check_choice("kernel_backend", kernel_backend, ("auto", "triton", "torch"))
+        self.target = target
+        self.optimization_level = optimization_level
+        self.time_steps = time_steps
+        self.kernel_backend = kernel_backend
+
+    def create_optimizer(self) -> Optimizer:
+        """The optimizer this compiler's level and target imply; add more with add_pass."""
+        opt = Optimizer()
+        if self.optimization_level >= 1:
+            opt.add_pass(OptimizationPass.ELIMINATE_DEAD_NODES)
+        if self.optimization_level >= 2 or self.target in ("lava-sim", "loihi2"):
+            opt.add_pass(OptimizationPass.FOLD_BATCHNORM)
+        if self.optimization_level >= 3 or self.target in ("lava-sim", "loihi2"):
+            opt.add_pass(OptimizationPass.QUANTIZE)
+        return opt
+
+    def compile(self, model, input_shape: tuple[int, ...] | None = None, *,
+                dt: float | None = None, optimizer: Optimizer | None = None) -> CompiledModel:
+        """Compile ``model`` (nn.Module, nir.NIRGraph, a .nir path, or an stc.ir.Graph).
+
+        Args:
+            input_shape: per-sample input shape without T or B, e.g. (1, 28, 28); required
+                for torch modules.
+            dt: time step for NIR inputs (required there; see stc.ir.frontends.nir).
+            optimizer: passes to run instead of ``create_optimizer()``.
+
+        Raises:
+            TypeError: unsupported model type. ValueError: missing input_shape / dt.
+            MappingError: unmappable layers. UnsupportedTargetError: gpu without CUDA.
+        """
+        if self.target == "gpu" and not torch.cuda.is_available():
+            raise UnsupportedTargetError("target 'gpu' needs CUDA (torch.cuda.is_available() "
+                                         "is False); use target='cpu'")
+        graph = self._frontend(model, input_shape, dt)
+        graph, fixed, reports = (optimizer or self.create_optimizer()).run(graph)
+        return CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
+                             fixed_graph=fixed, reports=reports,
+                             kernel_backend=self.kernel_backend)
+
+    def _frontend(self, model, input_shape, dt) -> Graph:
+        from stc.ir.frontends import from_nir, from_torch, load_nir
+
+        if isinstance(model, Graph):
+            return model.copy().verify()
+        if isinstance(model, (str, Path)) and str(model).endswith(".nir"):
+            if dt is None:
+                raise ValueError("dt is required to compile a NIR graph (seconds per step)")
+            return load_nir(model, dt)
+        if type(model).__name__ == "NIRGraph":
+            if dt is None:
+                raise ValueError("dt is required to compile a NIR graph (seconds per step)")
+            return from_nir(model, dt)
+        if isinstance(model, nn.Module):
+            if input_shape is None:
+                raise ValueError("input_shape is required for torch modules, e.g. (1, 28, 28)")
+            from stc.ir.frontends.models import from_model, is_stc_model
+
+            if is_stc_model(model):
+                return from_model(model, time_steps=self.time_steps)
+            return from_torch(model.eval(), tuple(input_shape), self.time_steps)
+        raise TypeError("model must be an nn.Module, a nir.NIRGraph, a .nir path or an "
+                        f"stc.ir.Graph; got {type(model).__name__}")
