@@ -24,7 +24,7 @@ from concurrent.futures import Future
 import grpc
 import numpy as np
 from stc.server.errors import ServingError, exhausted, unavailable
-from stc.server.executable import Executable
+from stc.server.executable import Executable, spike_count
 from stc.server.metrics import ServerMetrics
 
 log = logging.getLogger("stc.server")
@@ -169,7 +169,7 @@ class Batcher:
             t0 = time.perf_counter()
             outputs = self.executable.infer(inputs)
             seconds = time.perf_counter() - t0
-            spikes = getattr(self.executable, "last_spike_count", None)
+            spikes = spike_count(self.executable)
             self.metrics.observe_batch(self.label, total, seconds, spikes)
             if len(live) == 1:
                 live[0].future.set_result(dict(outputs))

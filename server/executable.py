@@ -5,9 +5,10 @@ tensor specs with ``name``, OIP ``datatype`` string and ``shape`` where -1 marks
 dimension), ``infer(dict[str, np.ndarray]) -> dict[str, np.ndarray]`` on batch-first arrays,
 and ``close()``.
 
-Optional: ``last_spike_count`` (int, spikes emitted by the last ``infer`` call over all layers
-and timesteps). When present the server exports it as ``stc_spikes_total`` and
-``stc_spikes_per_second`` (see stc.server.metrics).
+Optional spike statistics, read after every ``infer`` and exported as ``stc_spikes_total`` and
+``stc_spikes_per_second`` (stc.server.metrics): ``last_spike_count`` (int, spikes emitted by
+the last call over all layers, timesteps and samples) or, as stc.runtime's Executable provides,
+``last_result.spike_counts`` (dict layer -> spikes of the last call), summed.
 """
 
 from __future__ import annotations
@@ -67,3 +68,14 @@ def batchable(exe: Executable) -> bool:
     """True if every input and output has -1 (any batch) as its first dimension."""
     specs = [*exe.inputs, *exe.outputs]
     return bool(specs) and all(len(s.shape) > 0 and int(s.shape[0]) == -1 for s in specs)
+
+
+def spike_count(exe: object) -> int | None:
+    """Spikes of the executable's last ``infer`` call, or None if it reports none (see above)."""
+    count = getattr(exe, "last_spike_count", None)
+    if count is not None:
+        return int(count)
+    counts = getattr(getattr(exe, "last_result", None), "spike_counts", None)
+    if isinstance(counts, dict) and counts:
+        return int(sum(int(v) for v in counts.values()))
+    return None
