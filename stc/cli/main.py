@@ -32,6 +32,8 @@ def version() -> None:
 
 # Subcommands: one line per module (keep sorted).
 app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
+app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
+app.command("serve")(__import__("stc.cli.serve", fromlist=["serve"]).serve)
 
 
 def main() -> None:
