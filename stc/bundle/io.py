@@ -100,7 +100,7 @@ def build_manifest(graph: Graph, *, name: str, version: str = "1",
         "outputs": _specs(graph, graph.outputs(), T),
         "time_steps": T,
         "encoder": "repeat" if repeats else "none",
-        "numerics": numerics or ("fixed" if fixed_graph is not None else "float"),
+        "numerics": numerics or "float",
         "graph": graph.to_dict(),
         "fixed_graph": None if fixed_graph is None else _prefixed(fixed_graph).to_dict(),
         "metadata": dict(metadata or {}),
@@ -124,8 +124,9 @@ def write_bundle(path: str | Path, graph: Graph, *, name: str, version: str = "1
         path: target file; an existing file is replaced only once the new one is complete.
         graph: the float IR graph (verified here).
         name, version: model name and version (non-empty strings).
-        fixed_graph: optional quantised graph (stc.passes.quantize); numerics defaults to
-            "fixed" when given, else "float".
+        fixed_graph: optional quantised graph (stc.passes.quantize) for fixed numerics and
+            the Lava backends.
+        numerics: the default mode of ``load_bundle`` ("float" unless given).
         extra_members: more members, names ``loihi/<relative path>`` -> bytes.
         private_key: Ed25519 private key (object, PEM bytes or path) to sign the manifest.
         metadata: JSON-serialisable extras stored in the manifest (e.g. a quantisation report).

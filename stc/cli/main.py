@@ -32,8 +32,13 @@ def version() -> None:
 
 # Subcommands: one line per module (keep sorted).
 app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
+app.command("bundle")(__import__("stc.cli.bundle", fromlist=["bundle"]).bundle)
 app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
+app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspect)
+app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)
+app.command("run")(__import__("stc.cli.run", fromlist=["run"]).run)
 app.command("serve")(__import__("stc.cli.serve", fromlist=["serve"]).serve)
+app.command("verify")(__import__("stc.cli.verify", fromlist=["verify"]).verify)
 
 
 def main() -> None:

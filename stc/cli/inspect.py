@@ -1,0 +1,59 @@
+"""``stc inspect model.stcb``: a table of the bundle's layers, neurons, synapses and hashes."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .bundle import cli_errors
+
+
+def inspect(
+    bundle: Annotated[Path, typer.Argument(help="the .stcb file")],
+    key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+) -> None:
+    """Verify BUNDLE and print its manifest summary and per-layer table."""
+    with cli_errors(check_code=1):
+        from rich.console import Console
+        from rich.table import Table
+
+        from stc.bundle import read_bundle
+
+        b = read_bundle(bundle, public_key=key)
+    m = b.manifest
+    console = Console()
+    console.print(f"[bold]{b.name}[/] v{b.version}  stc {m['stc_version']}  created "
+                  f"{m['created']}  T={m['time_steps']}  encoder={m['encoder']}  "
+                  f"numerics={m['numerics']}{' (+ fixed graph)' if b.fixed_graph else ''}")
+    for kind in ("inputs", "outputs"):
+        for s in m[kind]:
+            console.print(f"{kind[:-1]} {s['name']}: {s['datatype']} {s['shape']}")
+    g = b.fixed_graph or b.graph
+    table = Table(title=f"layers ({'fixed' if b.fixed_graph else 'float'} graph)")
+    for col in ("node", "op", "shape", "neurons", "synapses", "parameters", "attributes"):
+        table.add_column(col)
+    tot_n = tot_s = 0
+    for n in g.nodes:
+        neurons = math.prod(n.shape) if n.SPIKING else 0
+        w = g.param(n, "weight") if "weight" in n.params else None
+        synapses = int((w != 0).sum()) if w is not None else 0
+        params = sum(g.tensors[k].numel() for k in n.params.values())
+        tot_n, tot_s = tot_n + neurons, tot_s + synapses
+        attrs = ", ".join(f"{k}={v}" for k, v in n.attrs().items())
+        table.add_row(n.name, n.OP, str(list(n.shape)), str(neurons or ""),
+                      str(synapses or ""), str(params or ""), attrs[:60])
+    console.print(table)
+    console.print(f"total: {tot_n} neurons, {tot_s} synapses (non-zero weights), "
+                  f"{b.graph.num_parameters()} float parameters")
+    mt = Table(title="members")
+    mt.add_column("member")
+    mt.add_column("bytes")
+    mt.add_column("sha256")
+    for name, info in m["members"].items():
+        mt.add_row(name, str(info["size"]), info["sha256"])
+    console.print(mt)
+    console.print("signature: " + ("verified" if b.verified else
+                                   "present (pass --key to check)" if b.signed else "none"))
