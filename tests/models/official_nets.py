@@ -1,0 +1,227 @@
+"""Independent re-implementations of the official module structures, for key-map tests.
+
+Written from reading ZK-Zhou/spikformer imagenet/model.py and BICLab/Spike-Driven-Transformer
+(model/spikeformer.py, module/ms_conv.py, module/sps.py): same attribute names, same tensor
+layouts ([T, B, C, H, W] with 1x1 Conv1d/Conv2d over channels) and the same operation order;
+the neurons are SpikingJelly's own LIFNode (multi-step), not stc's LIF. Not a copy of that
+code: only what the key map and the forward semantics need.
+"""
+
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import neuron
+from torch import nn
+
+
+class SJLIF(nn.Module):
+    """SpikingJelly LIFNode(tau=2, v_reset=0, detach_reset) over [T, ...], reset every call."""
+
+    def __init__(self, v_th: float = 1.0) -> None:
+        super().__init__()
+        self.node = neuron.LIFNode(tau=2.0, v_threshold=v_th, detach_reset=True, step_mode="m")
+
+    def forward(self, x):
+        self.node.reset()
+        out = self.node(x)
+        self.node.reset()
+        return out
+
+
+def _tb(fn, x):
+    """Apply a 2-D op to [T, B, ...] by folding T into B."""
+    T, B = x.shape[:2]
+    y = fn(x.flatten(0, 1))
+    return y.reshape(T, B, *y.shape[1:])
+
+
+class OfficialStem(nn.Module):
+    """SPS (sdt=False) or MS_SPS (sdt=True) with a pooling_stat string."""
+
+    def __init__(self, cin, D, pooling, sdt):
+        super().__init__()
+        self.pooling, self.sdt = pooling, sdt
+        chans = [cin, D // 8, D // 4, D // 2, D]
+        for i in range(4):
+            s = "" if i == 0 else str(i)
+            setattr(self, "proj_conv" + s, nn.Conv2d(chans[i], chans[i + 1], 3, 1, 1, bias=False))
+            setattr(self, "proj_bn" + s, nn.BatchNorm2d(chans[i + 1]))
+            setattr(self, "proj_lif" + s, SJLIF())
+            setattr(self, "maxpool" + s, nn.MaxPool2d(3, 2, 1))
+        self.rpe_conv = nn.Conv2d(D, D, 3, 1, 1, bias=False)
+        self.rpe_bn = nn.BatchNorm2d(D)
+        self.rpe_lif = SJLIF()
+
+    def _g(self, name, i):
+        return getattr(self, name + ("" if i == 0 else str(i)))
+
+    def forward(self, x):
+        last = 3 if self.sdt else 4
+        for i in range(last):
+            x = _tb(lambda z, i=i: self._g("proj_bn", i)(self._g("proj_conv", i)(z)), x)
+            x = self._g("proj_lif", i)(x)
+            if self.pooling[i] == "1":
+                x = _tb(self._g("maxpool", i), x)
+        if self.sdt:
+            x = _tb(lambda z: self.proj_bn3(self.proj_conv3(z)), x)
+            if self.pooling[3] == "1":
+                x = _tb(self.maxpool3, x)
+            feat = x
+            x = _tb(lambda z: self.rpe_bn(self.rpe_conv(z)), self.proj_lif3(x))
+            return x + feat
+        feat = x
+        x = self.rpe_lif(_tb(lambda z: self.rpe_bn(self.rpe_conv(z)), x))
+        return x + feat
+
+
+class OfficialSSA(nn.Module):
+    """Spikformer imagenet SSA: Conv1d over channels on [T*B, C, N]."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        for p in "qkv":
+            setattr(self, f"{p}_conv", nn.Conv1d(dim, dim, 1, 1, bias=False))
+            setattr(self, f"{p}_bn", nn.BatchNorm1d(dim))
+            setattr(self, f"{p}_lif", SJLIF())
+        self.attn_lif = SJLIF(0.5)
+        self.proj_conv = nn.Conv1d(dim, dim, 1, 1)
+        self.proj_bn = nn.BatchNorm1d(dim)
+        self.proj_lif = SJLIF()
+
+    def forward(self, x):
+        T, B, C, H, W = x.shape
+        xf = x.flatten(3).flatten(0, 1)  # [TB, C, N]
+        N = H * W
+
+        def heads(p):
+            y = getattr(self, f"{p}_bn")(getattr(self, f"{p}_conv")(xf)).reshape(T, B, C, N)
+            y = getattr(self, f"{p}_lif")(y)
+            return y.transpose(-1, -2).reshape(T, B, N, self.heads, C // self.heads) \
+                .permute(0, 1, 3, 2, 4)
+
+        q, k, v = heads("q"), heads("k"), heads("v")
+        a = (q @ (k.transpose(-2, -1) @ v)) * 0.125
+        a = self.attn_lif(a.transpose(3, 4).reshape(T, B, C, N))
+        y = self.proj_bn(self.proj_conv(a.flatten(0, 1))).reshape(T, B, C, H, W)
+        return self.proj_lif(y)
+
+
+class OfficialMLP(nn.Module):
+    """Spikformer imagenet MLP (sdt=False) or SDT MS_MLP_Conv (sdt=True), 1x1 Conv2d."""
+
+    def __init__(self, dim, hidden, sdt):
+        super().__init__()
+        self.sdt = sdt
+        self.fc1_conv = nn.Conv2d(dim, hidden, 1, 1)
+        self.fc1_bn = nn.BatchNorm2d(hidden)
+        self.fc1_lif = SJLIF()
+        self.fc2_conv = nn.Conv2d(hidden, dim, 1, 1)
+        self.fc2_bn = nn.BatchNorm2d(dim)
+        self.fc2_lif = SJLIF()
+
+    def forward(self, x):
+        if not self.sdt:
+            x = self.fc1_lif(_tb(lambda z: self.fc1_bn(self.fc1_conv(z)), x))
+            return self.fc2_lif(_tb(lambda z: self.fc2_bn(self.fc2_conv(z)), x))
+        identity = x
+        x = _tb(lambda z: self.fc1_bn(self.fc1_conv(z)), self.fc1_lif(x))
+        x = _tb(lambda z: self.fc2_bn(self.fc2_conv(z)), self.fc2_lif(x))
+        return x + identity
+
+
+class OfficialSDSA(nn.Module):
+    """SDT MS_SSA_Conv (spike_mode lif, no dvs): residual inside, Conv2d over channels."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        for p in "qkv":
+            setattr(self, f"{p}_conv", nn.Conv2d(dim, dim, 1, 1, bias=False))
+            setattr(self, f"{p}_bn", nn.BatchNorm2d(dim))
+            setattr(self, f"{p}_lif", SJLIF())
+        self.attn_lif = SJLIF(0.5)
+        self.talking_heads = nn.Conv1d(heads, heads, 1, 1, bias=False)
+        self.talking_heads_lif = SJLIF(0.5)
+        self.proj_conv = nn.Conv2d(dim, dim, 1, 1)
+        self.proj_bn = nn.BatchNorm2d(dim)
+        self.shortcut_lif = SJLIF()
+
+    def forward(self, x):
+        T, B, C, H, W = x.shape
+        N = H * W
+        identity = x
+        s = self.shortcut_lif(x)
+
+        def heads(p):
+            y = _tb(lambda z: getattr(self, f"{p}_bn")(getattr(self, f"{p}_conv")(z)), s)
+            y = getattr(self, f"{p}_lif")(y)
+            return y.flatten(3).transpose(-1, -2).reshape(T, B, N, self.heads, C // self.heads) \
+                .permute(0, 1, 3, 2, 4)
+
+        q, k, v = heads("q"), heads("k"), heads("v")
+        kv = self.talking_heads_lif((k * v).sum(dim=-2, keepdim=True))
+        a = (q * kv).transpose(3, 4).reshape(T, B, C, H, W)
+        return _tb(lambda z: self.proj_bn(self.proj_conv(z)), a) + identity
+
+
+class OfficialBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio, sdt):
+        super().__init__()
+        self.sdt = sdt
+        if not sdt:
+            self.norm1 = nn.LayerNorm(dim)  # built but unused, as in the official Block
+            self.norm2 = nn.LayerNorm(dim)
+        self.attn = OfficialSDSA(dim, heads) if sdt else OfficialSSA(dim, heads)
+        self.mlp = OfficialMLP(dim, int(dim * mlp_ratio), sdt)
+
+    def forward(self, x):
+        if self.sdt:
+            return self.mlp(self.attn(x))
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+
+class OfficialNet(nn.Module):
+    """Spikformer (sdt=False) or SpikeDrivenTransformer (sdt=True): [B, C, H, W] -> [B, K]."""
+
+    def __init__(self, cin, D, heads, depths, mlp_ratio, num_classes, pooling, T, sdt):
+        super().__init__()
+        self.T, self.sdt = T, sdt
+        self.patch_embed = OfficialStem(cin, D, pooling, sdt)
+        self.block = nn.ModuleList(OfficialBlock(D, heads, mlp_ratio, sdt) for _ in range(depths))
+        if sdt:
+            self.head_lif = SJLIF()
+        self.head = nn.Linear(D, num_classes)
+
+    def forward(self, x):
+        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        x = self.patch_embed(x)
+        for blk in self.block:
+            x = blk(x)
+        x = x.flatten(3).mean(3)  # [T, B, D]
+        if self.sdt:
+            return self.head(self.head_lif(x)).mean(0)
+        return self.head(x.mean(0))
+
+
+def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights and BN statistics that make every layer fire; eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 2.0 / fan_in ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) * 0.6)
+                m.num_batches_tracked.fill_(7)
+            elif isinstance(m, nn.LayerNorm):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+    return model.eval()
