@@ -58,8 +58,9 @@ def cuba_lif_fixed(
         a: synaptic input [T, ...], int32, already aggregated (W s, in weight-mantissa units);
             |a| < 2**24. Lava's process receives a[t] at step t (a Dense layer before it adds
             its one step of delay itself).
-        du: Lava LIF ``du`` register, int in [0, 4095]; current decay per step is
-            (du + 1) / 4096 (Lava's ds_offset = 1; netx maps iDecay to du = iDecay - 1).
+        du: Lava LIF ``du`` register, int in [-1, 4095]; current decay per step is
+            (du + 1) / 4096 (Lava's ds_offset = 1; netx maps iDecay to du = iDecay - 1, so
+            du = -1 is netx's non-decaying readout current).
         dv: Lava LIF ``dv`` register, int in [0, 4096]; voltage decay dv / 4096 (dm_offset 0).
         vth_mant: threshold mantissa, int in [0, 2**17 - 1]; the effective threshold on the
             24-bit v is vth_mant << 6 (Lava ``vth``, netx ``vThMant``).
@@ -84,7 +85,7 @@ def cuba_lif_fixed(
     """
     check_tensor("a", a, min_dim=1, dtypes=INT_DTYPES)
     check_timesteps("a", a)
-    check_int("du", du, 0, 4095)
+    check_int("du", du, -1, 4095)
     check_int("dv", dv, 0, 4096)
     check_int("vth_mant", vth_mant, 0, VTH_MANT_MAX)
     check_int("bias_exp", bias_exp, -24, 24)

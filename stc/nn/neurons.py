@@ -285,7 +285,7 @@ class LoihiCubaLIF(nn.Module):
     hold the final state.
 
     Args:
-        du: Lava ``du`` register in [0, 4095] (current decay (du + 1) / 4096).
+        du: Lava ``du`` register in [-1, 4095] (current decay (du + 1) / 4096; netx iDecay - 1).
         dv: Lava ``dv`` in [0, 4096] (voltage decay dv / 4096).
         vth_mant: threshold mantissa in [0, 2**17 - 1] (effective vth_mant << 6).
         bias_mant: int or int32 tensor broadcastable to a.shape[1:]; bias_exp: its exponent.
@@ -307,7 +307,7 @@ class LoihiCubaLIF(nn.Module):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        self.du = check_int("du", du, 0, 4095)
+        self.du = check_int("du", du, -1, 4095)
         self.dv = check_int("dv", dv, 0, 4096)
         self.vth_mant = check_int("vth_mant", vth_mant, 0, VTH_MANT_MAX)
         self.bias_exp = check_int("bias_exp", bias_exp, -24, 24)

@@ -95,6 +95,8 @@ def test_bad_arguments():
         cuba_lif_fixed(a.float(), 0, 0, 10)
     with pytest.raises(ValueError, match="du"):
         cuba_lif_fixed(a, 4096, 0, 10)
+    with pytest.raises(ValueError, match="du"):
+        cuba_lif_fixed(a, -2, 0, 10)
     with pytest.raises(TypeError, match="dv"):
         cuba_lif_fixed(a, 0, 0.5, 10)
     with pytest.raises(ValueError, match="vth_mant"):
@@ -142,8 +144,8 @@ def _run_lava(a: np.ndarray, du, dv, vth, bias_mant, bias_exp):
     return spikes.astype(np.int64), np.asarray(u, np.int64), np.asarray(v, np.int64)
 
 
-@pytest.mark.parametrize("backend", ["torch", "triton"])
-def test_matches_lava_fixed_pt_lif(backend):
+@pytest.mark.parametrize("backend,du", [("torch", 0), ("triton", 0), ("triton", -1)])
+def test_matches_lava_fixed_pt_lif(backend, du):
     rng = np.random.default_rng(7)
     T, N = 12, 8
     a = rng.integers(-2500, 2500, size=(T, N)).astype(np.int32)
@@ -151,7 +153,7 @@ def test_matches_lava_fixed_pt_lif(backend):
     a[:, 1] = -30000         # large negative drive: v saturates at -(2**23 - 1)
     a[::3, 2] = 0            # sparse drive
     bias_mant = rng.integers(-300, 300, size=N).astype(np.int32)
-    du, dv, vth, bias_exp = 0, 900, 3000, 3
+    dv, vth, bias_exp = 900, 3000, 3   # du = -1: netx's iDecay = 0 (no current decay)
     s_l, u_l, v_l = _run_lava(a, du, dv, vth, bias_mant, bias_exp)
     # step the op one timestep at a time to read the whole u, v trajectory
     at = torch.from_numpy(a)
