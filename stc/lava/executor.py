@@ -89,7 +89,8 @@ def _check_input(x: object, in_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
-                 netx_path: str | os.PathLike | None = None) -> np.ndarray:
+                 netx_path: str | os.PathLike | None = None,
+                 runtime_latency: int | None = None) -> np.ndarray:
     """Run a fixed-point network in Lava's simulator (Loihi2SimCfg, select_tag='fixed_pt').
 
     Args:
@@ -98,6 +99,9 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
             spikes, or graded payloads (non-negative ints, sent as graded spikes).
         alignment: "aligned" (latency removed) or "runtime" (stc runtime fixed mode timing).
         netx_path: use this netx file instead of writing ``layers`` to a temporary one.
+        runtime_latency: the shift applied by alignment "runtime": the graph's number of
+            Linear/Conv2d nodes (pooling layers add Lava latency but none in the runtime);
+            defaults to the number of synapse layers in ``layers``.
 
     Returns:
         uint8 output spikes [B, T, *output_shape] of the last layer.
@@ -157,9 +161,10 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
     out = np.stack([got[b * T + latency: b * T + latency + T] for b in range(B)])
     out = (out != 0).astype(np.uint8)
     if alignment == "runtime":
+        shift = latency if runtime_latency is None else int(runtime_latency)
         shifted = np.zeros_like(out)
-        if latency < T:
-            shifted[:, latency:] = out[:, : T - latency]
+        if shift < T:
+            shifted[:, shift:] = out[:, : T - shift]
         out = shifted
     return out
 
@@ -231,7 +236,8 @@ class LavaExecutable:
         if not self._temporal:
             x = np.repeat(x[:, None], self._T, axis=1)
         run = run_lava_sim if self.backend == "lava-sim" else run_loihi
-        spikes = run(self._layers, x, alignment="runtime", netx_path=self._netx)
+        spikes = run(self._layers, x, alignment="runtime", netx_path=self._netx,
+                     runtime_latency=self.mapping.network.runtime_latency)
         self.last_spike_count = int(spikes.sum())
         out = spikes.mean(axis=1, dtype=np.float32) if self._time_mean else spikes
         return {self.outputs[0].name: out}

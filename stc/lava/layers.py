@@ -186,21 +186,20 @@ def reference_forward(layers: list, x: np.ndarray) -> np.ndarray:
     """
     validate_layers(layers)
     x = np.asarray(x, dtype=np.int64)
-    outs = []
-    for b in range(x.shape[0]):
-        s = x[b]  # [T, *shape]
-        for layer in layers[1:]:
-            if isinstance(layer, FlattenLayer):
-                s = s.reshape(s.shape[0], -1)
-                continue
-            if isinstance(layer, DenseLayer):
-                a = s @ layer.weight.T
-            else:
-                a = conv2d_int(s, layer.weight, layer.stride, layer.padding, layer.dilation,
-                               layer.groups)
-            n = layer.neuron
-            params = READOUT_PARAMS if n is None else (n.i_decay, n.v_decay, n.v_th_mant)
-            bias = 0 if layer.bias is None else layer.bias.reshape((-1,) + (1,) * (a.ndim - 2))
-            s = cuba_lif_fixed(a, *params, bias)
-        outs.append(s)
-    return np.stack(outs)
+    B, T = x.shape[:2]
+    s = np.swapaxes(x, 0, 1)  # [T, B, *shape]: the whole batch at once
+    for layer in layers[1:]:
+        if isinstance(layer, FlattenLayer):
+            s = s.reshape(T, B, -1)
+            continue
+        if isinstance(layer, DenseLayer):
+            a = s @ layer.weight.T
+        else:
+            a = conv2d_int(s.reshape(T * B, *s.shape[2:]), layer.weight, layer.stride,
+                           layer.padding, layer.dilation, layer.groups)
+            a = a.reshape(T, B, *a.shape[1:])
+        n = layer.neuron
+        params = READOUT_PARAMS if n is None else (n.i_decay, n.v_decay, n.v_th_mant)
+        bias = 0 if layer.bias is None else layer.bias.reshape((-1,) + (1,) * (a.ndim - 3))
+        s = cuba_lif_fixed(a, *params, bias)
+    return np.ascontiguousarray(np.swapaxes(s, 0, 1))

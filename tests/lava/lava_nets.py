@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -26,6 +28,7 @@ def digits_split(n_test=4, seed=0):
     return x[idx[:400]], d.target[idx[:400]], x[idx[-n_test:]], d.target[idx[-n_test:]]
 
 
+@functools.lru_cache(maxsize=4)
 def digits_mlp(seed=0, hidden=32):
     """64 -> hidden -> 10 MLP SNN on graded digits input: random hidden layer, readout fitted
     by least squares on the hidden firing rates (a brief, cheap training) then quantised."""
@@ -78,4 +81,26 @@ def mlp_graph(layers, T, time_mean=True) -> Graph:
         g.add(N.TimeMean(name="tm", inputs=[prev], shape=(layers[-1].shape[0],)))
         prev = "tm"
     g.add(N.Output(name="y", inputs=[prev], shape=(layers[-1].shape[0],)))
+    return g
+
+
+def cnn_graph(T=4, seed=3) -> Graph:
+    """IR graph: Input (1, 6, 6) -> Repeat -> Conv3x3 p1 (3) -> LIF -> MaxPool 2 -> Flatten
+    -> Linear 27 -> 5 -> LIF -> Output (spikes)."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    g.add(N.Input(name="x", shape=(1, 6, 6)))
+    g.add(N.Repeat(name="rep", inputs=["x"], shape=(1, 6, 6), time_steps=T))
+    g.add(N.Conv2d(name="c", inputs=["rep"], shape=(3, 6, 6), in_channels=1, out_channels=3,
+                   kernel_size=(3, 3), padding=(1, 1)),
+          weight=torch.tensor(even_weights(rng, 3, 1, 3, 3, scale=32)))
+    g.add(N.LoihiCubaLIF(name="lif", inputs=["c"], shape=(3, 6, 6), i_decay=1024,
+                         v_decay=512, v_th_mant=40))
+    g.add(N.Pool2d(name="pool", inputs=["lif"], shape=(3, 3, 3), kind="max"))
+    g.add(N.Flatten(name="fl", inputs=["pool"], shape=(27,)))
+    g.add(N.Linear(name="fc", inputs=["fl"], shape=(5,), in_features=27, out_features=5),
+          weight=torch.tensor(even_weights(rng, 5, 27)))
+    g.add(N.LoihiCubaLIF(name="lif2", inputs=["fc"], shape=(5,), i_decay=2048, v_decay=256,
+                         v_th_mant=60))
+    g.add(N.Output(name="y", inputs=["lif2"], shape=(5,)))
     return g

@@ -5,7 +5,7 @@ oracle of stc.lava.layers and the stc runtime's fixed mode) on held-out samples.
 import numpy as np
 import pytest
 import torch
-from lava_nets import digits_mlp, digits_split, mlp_graph, small_cnn
+from lava_nets import cnn_graph, digits_mlp, digits_split, mlp_graph, small_cnn
 
 from stc.lava.executor import load_lava_executable, run_lava_sim
 from stc.lava.layers import reference_forward
@@ -45,3 +45,20 @@ def test_small_cnn_lava_equals_oracle():
     ref = reference_forward(layers, x)
     assert ref.sum() > 0
     np.testing.assert_array_equal(got, ref)
+
+
+def test_cnn_graph_with_max_pool_lava_equals_runtime():
+    from stc.runtime.interpreter import execute
+
+    g = cnn_graph(T=6)
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 4, (2, 1, 6, 6))  # graded input, repeated over T
+    exe = load_lava_executable(g, backend="lava-sim")
+    try:
+        out = exe.infer({"x": x})["y"]
+    finally:
+        exe.close()
+    rt = execute(g, {"x": torch.tensor(x)}, numerics="fixed").outputs["y"]
+    rt = rt.permute(1, 0, 2).numpy()
+    assert rt.sum() > 0
+    np.testing.assert_array_equal(out, rt)
