@@ -60,8 +60,10 @@ def _dsformer_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, T, BH, N, D, WIN, NWIN, K_F
     t0 = w * WIN
     L = tl.minimum(WIN, T - t0) * N
     k_keep = tl.where(w == NWIN - 1, K_LAST, K_FULL)
-    stride_t = BH.to(tl.int64) * N * D
+    # int64 addressing; tensor casts only (an int argument equal to 1 is specialised to a
+    # constexpr on GPU, which has no .to())
     head = bh.to(tl.int64) * N * D
+    stride_t = (head * 0 + BH) * N * D
 
     offs_d = tl.arange(0, BLOCK_D)
     mask_d = offs_d < D
