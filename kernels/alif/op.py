@@ -24,11 +24,6 @@ def check_state(name: str, s: torch.Tensor | None, x: torch.Tensor) -> None:
                          f"got {tuple(s.shape)}")
 
 
-def needs_autograd(*tensors: torch.Tensor | None) -> bool:
-    """True when grad mode is on and any given tensor requires grad."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-
-
 def alif_multistep(
     x: torch.Tensor,
     tau: float = 2.0,
@@ -58,9 +53,8 @@ def alif_multistep(
         decay_input, detach_reset, surrogate, alpha: as ``stc.kernels.lif.lif_multistep``.
         v_init, a_init: initial V and a, float [...] = x.shape[1:]; default v_reset (0 for
             soft) and 0.
-        backend: "auto" | "triton" | "torch". When autograd is needed (grad mode on and x,
-            v_init or a_init requires grad) the torch reference runs with autograd whatever
-            the backend (the Triton kernel is forward-only).
+        backend: "auto" | "triton" | "torch". The Triton path has fused forward and backward
+            kernels (``triton_alif.py``); the torch path is the reference with autograd.
 
     Returns:
         (spikes [T, ...] in x.dtype, v_last [...] fp32, a_last [...] fp32).
@@ -86,15 +80,16 @@ def alif_multistep(
     check_state("v_init", v_init, x)
     check_state("a_init", a_init, x)
     which = resolve_backend(backend, x.device)
-    if which == "torch" or needs_autograd(x, v_init, a_init):
+    if which == "torch":
         return alif_reference(x, tau, tau_adp, beta, v_th, v_reset, decay_input, detach_reset,
                               surrogate, alpha, v_init, a_init)
     from .triton_alif import alif_triton
 
     vr = 0.0 if v_reset is None else float(v_reset)
     v0 = (torch.full(x.shape[1:], vr, dtype=torch.float32, device=x.device) if v_init is None
-          else v_init.to(torch.float32).contiguous())
+          else v_init.to(torch.float32))
     a0 = (torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device) if a_init is None
-          else a_init.to(torch.float32).contiguous())
+          else a_init.to(torch.float32))
     rho, omr = adaptation_decay(tau_adp)
-    return alif_triton(x, tau, v_th, v_reset, beta, rho, omr, decay_input, v0, a0)
+    return alif_triton(x, tau, v_th, v_reset, beta, rho, omr, decay_input, detach_reset,
+                       surrogate, alpha, v0.contiguous(), a0.contiguous())

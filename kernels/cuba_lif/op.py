@@ -7,7 +7,7 @@ import torch
 from stc.errors import check_positive, check_tensor, check_timesteps
 
 from .._backend import resolve_backend
-from ..alif.op import check_state, needs_autograd
+from ..alif.op import check_state
 from ..lif.surrogate import DEFAULT_ALPHA, surrogate_id
 from .reference import cuba_lif_reference
 
@@ -41,9 +41,8 @@ def cuba_lif_multistep(
         detach_reset, surrogate, alpha: as ``stc.kernels.lif.lif_multistep``.
         i_init, v_init: initial I and V, float [...] = x.shape[1:]; default 0 and v_reset
             (0 for soft reset).
-        backend: "auto" | "triton" | "torch". When autograd is needed (grad mode on and x or
-            a state requires grad) the torch reference runs with autograd whatever the
-            backend (the Triton kernel is forward-only).
+        backend: "auto" | "triton" | "torch". The Triton path has fused forward and backward
+            kernels (``triton_cuba_lif.py``); the torch path is the reference with autograd.
 
     Returns:
         (spikes [T, ...] in x.dtype, i_last [...] fp32, v_last [...] fp32).
@@ -66,14 +65,15 @@ def cuba_lif_multistep(
     check_state("i_init", i_init, x)
     check_state("v_init", v_init, x)
     which = resolve_backend(backend, x.device)
-    if which == "torch" or needs_autograd(x, i_init, v_init):
+    if which == "torch":
         return cuba_lif_reference(x, tau_syn, tau_mem, v_th, v_reset, v_leak, detach_reset,
                                   surrogate, alpha, i_init, v_init)
     from .triton_cuba_lif import cuba_lif_triton
 
     v0 = 0.0 if v_reset is None else float(v_reset)
     i_0 = (torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device) if i_init is None
-           else i_init.to(torch.float32).contiguous())
+           else i_init.to(torch.float32))
     v_0 = (torch.full(x.shape[1:], v0, dtype=torch.float32, device=x.device) if v_init is None
-           else v_init.to(torch.float32).contiguous())
-    return cuba_lif_triton(x, tau_syn, tau_mem, v_th, v_reset, v_leak, i_0, v_0)
+           else v_init.to(torch.float32))
+    return cuba_lif_triton(x, tau_syn, tau_mem, v_th, v_reset, v_leak, detach_reset, surrogate,
+                           alpha, i_0.contiguous(), v_0.contiguous())

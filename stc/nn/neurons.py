@@ -147,9 +147,9 @@ class ALIF(nn.Module):
     a[t] = rho a[t-1] + (1 - rho) S[t], rho = exp(-1 / tau_adp).
 
     Forward: x [T, ...] (fp32/fp16/bf16) -> spikes [T, ...] in x.dtype. Stateless (V starts
-    at v_reset, a at 0); ``store_v`` keeps ``v_last`` and ``a_last``. Inference runs the fused
-    Triton forward kernel; when autograd is needed the pure-PyTorch reference runs with
-    autograd (surrogate spike gradient, gradient through a), whatever the backend.
+    at v_reset, a at 0); ``store_v`` keeps ``v_last`` and ``a_last``. The Triton backend has
+    fused forward and backward kernels (surrogate spike gradient, gradient through a); the
+    torch backend is the pure-PyTorch reference with autograd.
 
     Args:
         tau: membrane time constant (timesteps). tau_adp: adaptation time constant
@@ -215,8 +215,8 @@ class CubaLIF(nn.Module):
 
     Forward: x [T, ...] synaptic input (fp32/fp16/bf16) -> spikes [T, ...] in x.dtype.
     Stateless (I starts at 0, V at v_reset); ``store_v`` keeps ``i_last`` and ``v_last``.
-    Inference runs the fused Triton forward kernel; when autograd is needed the pure-PyTorch
-    reference runs with autograd, whatever the backend.
+    The Triton backend has fused forward and backward kernels; the torch backend is the
+    pure-PyTorch reference with autograd.
 
     Args:
         tau_syn, tau_mem: synaptic and membrane time constants (timesteps, > 0).

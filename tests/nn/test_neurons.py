@@ -125,7 +125,7 @@ def test_alif_kernel_equals_reference(kw):
 
 def test_alif_gradient_matches_loop():
     x = _x((6, 2, 9), 7, scale=2.0, shift=1.0).requires_grad_(True)
-    s = ALIF(tau=2.0, tau_adp=5.0, beta=1.5, backend="triton")(x)   # grad -> reference
+    s = ALIF(tau=2.0, tau_adp=5.0, beta=1.5, backend="triton")(x)   # Triton backward kernel
     w = _x(s.shape, 8)
     g, = torch.autograd.grad((s * w).sum(), x)
     s_ref, _, _ = _alif_loop(x, 2.0, 5.0, 1.5, 1.0, 0.0)
@@ -217,13 +217,61 @@ def test_cuba_lif_kernel_equals_reference(kw):
 
 def test_cuba_lif_gradient_matches_loop():
     x = _x((8, 3, 7), 15, scale=3.0, shift=2.0).requires_grad_(True)
-    s = CubaLIF(tau_syn=2.0, tau_mem=2.0, v_th=0.5)(x)
+    s = CubaLIF(tau_syn=2.0, tau_mem=2.0, v_th=0.5, backend="triton")(x)
     w = _x(s.shape, 16)
     g, = torch.autograd.grad((s * w).sum(), x)
     s_ref, _, _ = _cuba_loop(x, 2.0, 2.0, 0.5, 0.0, 0.0)
     g_ref, = torch.autograd.grad((s_ref * w).sum(), x)
     assert torch.equal(s, s_ref)
     assert torch.allclose(g, g_ref, atol=1e-5) and g.abs().sum() > 0
+
+
+_GRAD_CASES = [
+    (alif_multistep, dict()), (alif_multistep, dict(v_reset=None, detach_reset=False)),
+    (alif_multistep, dict(decay_input=False, surrogate="atan", tau_adp=4.4, beta=0.7)),
+    (alif_multistep, dict(v_reset=-0.2, detach_reset=False, surrogate="fast_sigmoid")),
+    (cuba_lif_multistep, dict(v_th=0.4)),
+    (cuba_lif_multistep, dict(v_reset=None, detach_reset=False, v_leak=0.1, v_th=0.3)),
+    (cuba_lif_multistep, dict(surrogate="atan", tau_syn=3.3, tau_mem=4.4, v_th=0.3,
+                              detach_reset=False)),
+]
+
+
+@pytest.mark.parametrize("op,kw", _GRAD_CASES)
+def test_triton_backward_equals_reference_autograd(op, kw):
+    # gradients w.r.t. x and both initial states, from losses on spikes and both final states
+    x = _x((7, 3, 19), 20, scale=2.0, shift=1.5)
+    s0 = [_x((3, 19), 21, 0.3, 0.0), _x((3, 19), 22, 0.3, 0.5)]
+    names = ("v_init", "a_init") if op is alif_multistep else ("v_init", "i_init")
+    w = [_x((7, 3, 19), 23), _x((3, 19), 24), _x((3, 19), 25)]
+    out = {}
+    for backend in ("torch", "triton"):
+        leaves = [x.clone().requires_grad_(True)] + [t.clone().requires_grad_(True) for t in s0]
+        res = op(leaves[0], backend=backend, **dict(zip(names, leaves[1:])), **kw)
+        loss = sum((r * wi).sum() for r, wi in zip(res, w))
+        out[backend] = ([r.detach() for r in res], torch.autograd.grad(loss, leaves))
+    for r, k in zip(out["torch"][0], out["triton"][0]):
+        assert torch.equal(r, k)
+    for r, k in zip(out["torch"][1], out["triton"][1]):
+        assert torch.allclose(r, k, atol=1e-5, rtol=1e-5)
+    assert out["torch"][1][0].abs().sum() > 0 and 0 < out["torch"][0][0].mean() < 1
+
+
+@pytest.mark.parametrize("op", [alif_multistep, cuba_lif_multistep])
+def test_triton_backward_long_T_and_fp16(op):
+    # T = 17 pads the backward register tile to 32 rows; fp16 input gets an fp16 gradient
+    x = _x((17, 40), 26, scale=2.0, shift=1.5)
+    w = _x((17, 40), 27)
+    grads = []
+    for backend, dtype in (("torch", torch.float32), ("triton", torch.float32),
+                           ("triton", torch.float16)):
+        xx = x.to(dtype).requires_grad_(True)
+        s = op(xx, backend=backend)[0]
+        g, = torch.autograd.grad((s.float() * w).sum(), xx)
+        assert g.dtype == dtype
+        grads.append(g.float())
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-5)
+    assert torch.allclose(grads[1], grads[2], atol=5e-2, rtol=5e-2)  # fp16 input rounding
 
 
 def test_half_precision_inputs_give_half_spikes():
