@@ -90,9 +90,12 @@ class Executable:
                     torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
                 raise ValueError(f"input {name!r} has unsupported dtype {t.dtype}")
             t = t.to(self.device, torch.float32)
+            lead = 2 if node.temporal else 1
+            if t.dim() != lead + len(node.shape) or tuple(t.shape[lead:]) != tuple(node.shape):
+                want = ("B, T, " if node.temporal else "B, ") + ", ".join(map(str, node.shape))
+                raise ValueError(f"input {name!r} must have shape [{want}] (batch first), "
+                                 f"got {tuple(t.shape)}")
             if node.temporal:
-                if t.dim() < 2:
-                    raise ValueError(f"input {name!r} must be [B, T, ...], got {tuple(t.shape)}")
                 t = t.transpose(0, 1).contiguous()
             feeds[name] = t
         with torch.no_grad():

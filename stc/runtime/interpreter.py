@@ -139,9 +139,9 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             y = feeds[n.name]
             lead = 2 if n.temporal else 1
             if tuple(y.shape[lead:]) != tuple(n.shape) or y.dim() != lead + len(n.shape):
-                raise ValueError(f"input {n.name!r} must have shape "
-                                 f"{['T'] if n.temporal else []}[B, {', '.join(map(str, n.shape))}]"
-                                 f", got {tuple(y.shape)}")
+                want = ("T, " if n.temporal else "") + "B, " + ", ".join(map(str, n.shape))
+                raise ValueError(f"input {n.name!r} must have shape [{want}] (T-first), "
+                                 f"got {tuple(y.shape)}")
             if fixed:
                 if y.is_floating_point() and not torch.equal(y, y.round()):
                     raise ValueError(f"input {n.name!r}: fixed numerics need integer-valued "
