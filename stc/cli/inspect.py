@@ -33,8 +33,9 @@ def inspect(
             console.print(f"{kind[:-1]} {s['name']}: {s['datatype']} {s['shape']}")
     g = b.fixed_graph or b.graph
     table = Table(title=f"layers ({'fixed' if b.fixed_graph else 'float'} graph)")
-    for col in ("node", "op", "shape", "neurons", "synapses", "parameters", "attributes"):
-        table.add_column(col)
+    for col in ("node", "op", "shape", "neurons", "synapses", "params"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("attributes", overflow="fold")
     tot_n = tot_s = 0
     for n in g.nodes:
         neurons = math.prod(n.shape) if n.SPIKING else 0
@@ -44,14 +45,14 @@ def inspect(
         tot_n, tot_s = tot_n + neurons, tot_s + synapses
         attrs = ", ".join(f"{k}={v}" for k, v in n.attrs().items())
         table.add_row(n.name, n.OP, str(list(n.shape)), str(neurons or ""),
-                      str(synapses or ""), str(params or ""), attrs[:60])
+                      str(synapses or ""), str(params or ""), attrs)
     console.print(table)
     console.print(f"total: {tot_n} neurons, {tot_s} synapses (non-zero weights), "
                   f"{b.graph.num_parameters()} float parameters")
     mt = Table(title="members")
     mt.add_column("member")
     mt.add_column("bytes")
-    mt.add_column("sha256")
+    mt.add_column("sha256", overflow="fold")
     for name, info in m["members"].items():
         mt.add_row(name, str(info["size"]), info["sha256"])
     console.print(mt)
