@@ -20,9 +20,11 @@ from torch import nn
 
 from stc.errors import check_choice, check_positive, check_tensor
 from stc.kernels.attention import dsformer, sdsa, ssa
-from stc.kernels.attention._checks import check_sparse_ratio, check_window_size
+from stc.kernels.attention._checks import check_number, check_sparse_ratio, check_window_size
 
 from .neurons import LIF
+
+__all__ = ["SSA", "SDSA", "DSFormerAttention", "GradedLIF", "split_heads", "merge_heads"]
 
 SPIKE_MODES = ("binary", "graded")
 
@@ -143,15 +145,16 @@ class SSA(nn.Module):
         proj_bias: bias on proj_linear (True in both official variants).
 
     Raises:
-        TypeError / ValueError: dim or num_heads not positive ints, dim % num_heads != 0;
-            at call, x not a float tensor [T, B, N, dim].
+        TypeError / ValueError: dim or num_heads not positive ints, dim % num_heads != 0,
+            non-numeric or non-finite scale, unknown backend; at call, x not a float tensor
+            [T, B, N, dim].
     """
 
     def __init__(self, dim: int, num_heads: int, scale: float = 0.125, backend: str = "auto",
                  qkv_bias: bool = False, proj_bias: bool = True) -> None:
         super().__init__()
         self.dim, self.num_heads = _check_heads("dim", dim, num_heads)
-        self.scale = float(scale)
+        self.scale = check_number("scale", scale)
         self.backend = str(check_choice("backend", backend, ("auto", "triton", "torch")))
         for name in ("q", "k", "v"):
             setattr(self, f"{name}_linear", nn.Linear(dim, dim, bias=qkv_bias))
