@@ -319,6 +319,19 @@ class LoihiCubaLIF(nn.Module):
         self.u_last: torch.Tensor | None = None
         self.v_last: torch.Tensor | None = None
 
+    @classmethod
+    def from_netx(cls, i_decay: int, v_decay: int, vth_mant: int,
+                  bias: torch.Tensor | int = 0, backend: str = "auto") -> LoihiCubaLIF:
+        """Build from a netx HDF5 ``neuron`` group (CUBA): iDecay, vDecay in 0..4096 (decay *
+        4096), vThMant, and the dense/conv layer's optional integer ``bias``.
+
+        netx maps these to Lava's LIF as du = iDecay - 1, dv = vDecay, bias_mant = bias,
+        bias_exp = 6 (lava/lib/dl/netx/hdf5.py). Raises as the constructor.
+        """
+        return cls(du=check_int("i_decay", i_decay, 0, 4096) - 1,
+                   dv=check_int("v_decay", v_decay, 0, 4096), vth_mant=vth_mant,
+                   bias_mant=bias, bias_exp=6, backend=backend)
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         spikes, self.u_last, self.v_last = cuba_lif_fixed(
             a, self.du, self.dv, self.vth_mant, bias_mant=self.bias_mant,

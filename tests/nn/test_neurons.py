@@ -306,6 +306,18 @@ def test_loihi_cuba_lif_module_matches_integer_loop():
     assert 0 < s.float().mean() < 1
 
 
+def test_loihi_cuba_lif_from_netx_readout():
+    # netx's readout (iDecay 0, vDecay 4096): u integrates a << 6 without decay, v = u + bias
+    a = torch.tensor([[3, -1], [4, 2], [-2, 5]], dtype=torch.int32)
+    mod = LoihiCubaLIF.from_netx(i_decay=0, v_decay=4096, vth_mant=1 << 16,
+                                 bias=torch.tensor([1, -2], dtype=torch.int32))
+    s = mod(a)
+    assert (mod.du, mod.dv, mod.bias_exp) == (-1, 4096, 6)
+    assert s.sum() == 0
+    assert mod.u_last.tolist() == [(3 + 4 - 2) << 6, (-1 + 2 + 5) << 6]
+    assert mod.v_last.tolist() == [(5 + 1) << 6, (6 - 2) << 6]
+
+
 # ----------------------------------------------------------------------------------- errors
 def test_bad_parameters_and_inputs():
     with pytest.raises(ValueError, match="tau_adp"):
