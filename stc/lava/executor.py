@@ -195,9 +195,12 @@ class LavaExecutable:
 
     ``infer({input_name: x})`` takes x [B, *input_shape] (repeated over the mapping's T steps,
     direct encoding) or [B, T, *input_shape] when the graph input is temporal; integer values.
-    Returns ``{output_name: ...}``: the mean over T of the output spikes (FP32 [B, *out]) when
-    the graph ends with TimeMean, else the spikes (UINT8 [B, T, *out]), in the runtime's
-    timing (alignment "runtime"). ``last_spike_count``: output spikes of the last call.
+    Returns ``{output_name: y}`` as FP32, batch-first, like ``stc.runtime``'s fixed mode with
+    its delay alignment (``fixed_delay`` zero steps padded, first steps dropped): the mean over
+    T of the output spikes [B, *out] when the graph ends with TimeMean, else the spikes
+    [B, T, *out]. Bit-identical to the runtime when no LoihiCubaLIF has a bias (a bias-free
+    neuron at rest stays at rest, so Lava's pipelined timing and the runtime's padded timing
+    agree). ``last_spike_count``: output spikes of the last call.
     """
 
     def __init__(self, mapping, backend: str = "lava-sim", name: str = "model",
@@ -218,28 +221,32 @@ class LavaExecutable:
         self._time_mean = net.time_mean
         in_shape = list(self._layers[0].shape)
         out_shape = list(self._layers[-1].shape)
-        self.inputs = [TensorSpec(net.input_name, "INT32",
-                                  [-1] + ([self._T] if self._temporal else []) + in_shape)]
-        self.outputs = [TensorSpec(net.output_name, "FP32" if self._time_mean else "UINT8",
-                                   [-1] + ([] if self._time_mean else [self._T]) + out_shape)]
+        self.inputs = [TensorSpec(net.input_name, net.input_datatype,
+                                  [-1] + ([-1] if self._temporal else []) + in_shape)]
+        self.outputs = [TensorSpec(net.output_name, "FP32",
+                                   [-1] + ([] if self._time_mean else [-1]) + out_shape)]
         self._dir = tempfile.TemporaryDirectory(prefix="stc-lava-")
         self._netx = os.path.join(self._dir.name, "network.net")
         with open(self._netx, "wb") as fh:
             fh.write(mapping.netx_bytes)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch; see the class docstring. Raises ValueError on a missing input."""
+        """Run one batch; see the class docstring.
+
+        Raises:
+            ValueError: missing input, wrong shape or non-integer values.
+        """
         spec = self.inputs[0]
         if spec.name not in inputs:
-            raise ValueError(f"missing input {spec.name!r}; expected {spec.shape}")
+            raise ValueError(f"missing input {spec.name!r}; expected shape {spec.shape}")
         x = np.asarray(inputs[spec.name])
         if not self._temporal:
             x = np.repeat(x[:, None], self._T, axis=1)
         run = run_lava_sim if self.backend == "lava-sim" else run_loihi
-        spikes = run(self._layers, x, alignment="runtime", netx_path=self._netx,
-                     runtime_latency=self.mapping.network.runtime_latency)
+        spikes = run(self._layers, x, alignment="aligned", netx_path=self._netx)
         self.last_spike_count = int(spikes.sum())
-        out = spikes.mean(axis=1, dtype=np.float32) if self._time_mean else spikes
+        out = spikes.mean(axis=1, dtype=np.float32) if self._time_mean else \
+            spikes.astype(np.float32)
         return {self.outputs[0].name: out}
 
     def close(self) -> None:
@@ -252,12 +259,14 @@ def load_lava_executable(bundle_or_path, backend: str = "lava-sim") -> LavaExecu
 
     Args:
         bundle_or_path: ``stc.lava.mapping.LoihiMapping``; or a path to a ``.stcb`` bundle
-            (read with ``stc.bundle`` and mapped from its graph); or an ``stc.ir.Graph``.
+            (read with ``stc.bundle.read_bundle``; its fixed-point graph is mapped); or an
+            ``stc.ir.Graph`` (fixed point).
         backend: "lava-sim" (Loihi2SimCfg, fixed_pt) or "loihi" (Loihi2HwCfg; needs lava-loihi).
 
     Raises:
         ValueError: unknown backend. LoihiUnavailableError: "loihi" without lava-loihi.
         LavaMissingError: Lava not installed. MappingError: the graph cannot be mapped.
+        BundleError: unreadable bundle, or its loihi/network.net differs from its graph.
     """
     from .mapping import LoihiMapping, map_graph
 
@@ -271,8 +280,7 @@ def load_lava_executable(bundle_or_path, backend: str = "lava-sim") -> LavaExecu
     elif hasattr(bundle_or_path, "nodes") and hasattr(bundle_or_path, "tensors"):
         mapping = map_graph(bundle_or_path)
     elif isinstance(bundle_or_path, (str, os.PathLike)):
-        graph, name, version = _read_bundle_graph(bundle_or_path)
-        mapping = map_graph(graph)
+        mapping, name, version = _read_bundle_graph(bundle_or_path)
     else:
         raise TypeError("bundle_or_path must be a LoihiMapping, an stc.ir.Graph or a bundle "
                         f"path, got {type(bundle_or_path).__name__}")
@@ -280,21 +288,23 @@ def load_lava_executable(bundle_or_path, backend: str = "lava-sim") -> LavaExecu
 
 
 def _read_bundle_graph(path):
-    """(graph, name, version) from a bundle via stc.bundle (whatever reader it exposes)."""
-    try:
-        from stc import bundle as bundle_mod
-    except ImportError as e:  # pragma: no cover
-        raise MappingError(f"cannot read bundle {path}: stc.bundle unavailable ({e})") from e
-    reader = getattr(bundle_mod, "read_bundle", None) or getattr(bundle_mod, "load", None)
-    if reader is None:
-        raise MappingError(f"cannot read bundle {path}: stc.bundle exposes no read_bundle()")
-    b = reader(path)
-    graph = getattr(b, "graph", None)
+    """(mapping, name, version) of a bundle: its fixed-point graph mapped again; a stored
+    ``loihi/network.net`` must equal that mapping's export (else BundleError)."""
+    from stc.bundle import read_bundle
+    from stc.errors import BundleError
+
+    from .mapping import NETX_MEMBER, map_graph
+
+    b = read_bundle(path)
+    graph = b.fixed_graph
     if graph is None:
-        raise MappingError(f"bundle {path} carries no IR graph")
-    manifest = getattr(b, "manifest", {}) or {}
-    get = manifest.get if isinstance(manifest, dict) else (lambda k, d=None: d)
-    return graph, str(get("name", "model")), str(get("version", "1"))
+        raise MappingError(f"bundle {path} has no fixed-point graph; Lava needs one "
+                           "(re-bundle with quantisation, e.g. `stc bundle --fixed`)")
+    mapping = map_graph(graph)
+    stored = b.extra_members.get(NETX_MEMBER)
+    if stored is not None and stored != mapping.netx_bytes:
+        raise BundleError(f"bundle {path}: {NETX_MEMBER} does not match its fixed graph")
+    return mapping, b.name, b.version
 
 
 __all__ = ["run_lava_sim", "run_loihi", "load_lava_executable", "LavaExecutable",

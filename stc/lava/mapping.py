@@ -56,6 +56,7 @@ class NetxNetwork:
     output_name: str
     runtime_latency: int  # synapse layers of the graph (Linear/Conv2d): the runtime's delay
     node_of_layer: list[str] = field(default_factory=list)
+    input_datatype: str = "FP32"
 
 
 def _np(graph, tensors, node, slot):
@@ -232,7 +233,8 @@ def graph_to_layers(graph, tensors=None) -> NetxNetwork:
         raise MappingError(f"layers do not chain: {e}") from None
     return NetxNetwork(layers=layers, time_steps=T, temporal_input=temporal,
                        time_mean=time_mean, input_name=inp.name, output_name=outs[0].name,
-                       runtime_latency=runtime_latency, node_of_layer=owner)
+                       runtime_latency=runtime_latency, node_of_layer=owner,
+                       input_datatype=str(getattr(inp, "datatype", "FP32")))
 
 
 def _bias_vec(bias, n_out: int, node):

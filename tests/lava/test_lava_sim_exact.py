@@ -22,7 +22,9 @@ def test_digits_mlp_lava_equals_oracle_and_runtime():
     assert ref.sum() > 0 and ref.sum() < ref.size  # the check is not vacuous
     np.testing.assert_array_equal(got, ref)
 
-    # the same network as an IR graph: Lava executable == runtime fixed mode (CPU)
+    # the same network as an IR graph: Lava executable == runtime Executable in fixed mode
+    # (CPU), and the pipelined "runtime" timing == the runtime's raw integer interpreter
+    from stc.runtime.executable import Executable
     from stc.runtime.interpreter import execute
 
     g = mlp_graph(layers, T, time_mean=False)
@@ -31,10 +33,12 @@ def test_digits_mlp_lava_equals_oracle_and_runtime():
         out = exe.infer({"x": xte})["y"]
     finally:
         exe.close()
-    rt = execute(g, {"x": torch.tensor(xte)}, numerics="fixed").outputs["y"]
-    rt = rt.permute(1, 0, 2).numpy()  # runtime is T-first
-    assert rt.sum() > 0
+    rt = Executable(g, numerics="fixed").infer({"x": xte})["y"]
+    assert rt.shape == out.shape == (4, T, 10) and rt.sum() > 0
     np.testing.assert_array_equal(out, rt)
+    raw = execute(g, {"x": torch.tensor(xte)}, numerics="fixed").outputs["y"]
+    lagged = run_lava_sim(layers, x, alignment="runtime")
+    np.testing.assert_array_equal(lagged, raw.permute(1, 0, 2).numpy())
 
 
 def test_small_cnn_lava_equals_oracle():
@@ -47,18 +51,24 @@ def test_small_cnn_lava_equals_oracle():
     np.testing.assert_array_equal(got, ref)
 
 
-def test_cnn_graph_with_max_pool_lava_equals_runtime():
-    from stc.runtime.interpreter import execute
+def test_cnn_bundle_with_max_pool_lava_sim_equals_cpu_fixed(tmp_path):
+    """Through the real bundle path: write_bundle(+ loihi/ members) -> load_bundle."""
+    from stc.bundle import write_bundle
+    from stc.lava.mapping import map_graph
+    from stc.runtime import load_bundle
 
     g = cnn_graph(T=6)
+    path = write_bundle(tmp_path / "cnn.stcb", g, name="cnn", fixed_graph=cnn_graph(T=6),
+                        extra_members=map_graph(g).members())
     rng = np.random.default_rng(7)
-    x = rng.integers(0, 4, (2, 1, 6, 6))  # graded input, repeated over T
-    exe = load_lava_executable(g, backend="lava-sim")
+    x = rng.integers(0, 4, (2, 1, 6, 6)).astype(np.float32)  # graded input, repeated over T
+    lava = load_bundle(path, backend="lava-sim")
     try:
-        out = exe.infer({"x": x})["y"]
+        assert (lava.name, lava.version) == ("cnn", "1")
+        out = lava.infer({"x": x})["y"]
     finally:
-        exe.close()
-    rt = execute(g, {"x": torch.tensor(x)}, numerics="fixed").outputs["y"]
-    rt = rt.permute(1, 0, 2).numpy()
-    assert rt.sum() > 0
+        lava.close()
+    cpu = load_bundle(path, backend="cpu", numerics="fixed")
+    rt = cpu.infer({"x": x})["y"]
+    assert rt.shape == out.shape == (2, 6, 5) and rt.sum() > 0
     np.testing.assert_array_equal(out, rt)
