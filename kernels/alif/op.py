@@ -73,8 +73,10 @@ def alif_multistep(
     check_timesteps("x", x)
     check_positive("tau", tau)
     check_positive("tau_adp", tau_adp)
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-        raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+        raise TypeError(f"beta must be a number, got {type(beta).__name__}")
+    if not beta >= 0 or beta == float("inf"):
+        raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
     surrogate_id(surrogate)
     alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
     check_state("v_init", v_init, x)

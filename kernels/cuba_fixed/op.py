@@ -28,7 +28,8 @@ def _check_state(name: str, x: torch.Tensor | None, shape: tuple, device) -> tor
     if x is None:
         return torch.zeros(shape, dtype=torch.int32, device=device)
     check_tensor(name, x, dtypes=INT_DTYPES)
-    check_same_device(a=torch.empty(0, device=device), **{name: x})
+    if x.device != device:
+        raise ValueError(f"{name} is on {x.device}; expected a's device {device}")
     if tuple(x.shape) != shape:
         raise ValueError(f"{name} must have shape a.shape[1:] = {shape}, got {tuple(x.shape)}")
     if x.numel() and (int(x.min()) < -MAX_UV or int(x.max()) > MAX_UV):
@@ -89,8 +90,9 @@ def cuba_lif_fixed(
     check_int("dv", dv, 0, 4096)
     check_int("vth_mant", vth_mant, 0, VTH_MANT_MAX)
     check_int("bias_exp", bias_exp, -24, 24)
-    if a.numel() and int(a.abs().max()) >= A_LIMIT:
-        raise ValueError(f"a must satisfy |a| < 2**24; got max |a| = {int(a.abs().max())}")
+    if a.numel() and (int(a.min()) <= -A_LIMIT or int(a.max()) >= A_LIMIT):
+        raise ValueError(f"a must satisfy |a| < 2**24; got values in "
+                         f"[{int(a.min())}, {int(a.max())}]")
     shape = tuple(a.shape[1:])
     if isinstance(bias_mant, torch.Tensor):
         check_tensor("bias_mant", bias_mant, dtypes=(torch.int32, torch.int64))

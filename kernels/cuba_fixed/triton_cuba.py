@@ -31,7 +31,7 @@ def _cuba_fixed_fwd(
     DSHIFT: tl.constexpr, ASHIFT: tl.constexpr, MAXUV: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     u = tl.load(u0_ptr + offs, mask=mask, other=0).to(tl.int64)
     v = tl.load(v0_ptr + offs, mask=mask, other=0).to(tl.int64)

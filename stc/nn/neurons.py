@@ -177,8 +177,10 @@ class ALIF(nn.Module):
         super().__init__()
         self.tau = check_positive("tau", tau)
         self.tau_adp = check_positive("tau_adp", tau_adp)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
-            raise ValueError(f"beta must be a number >= 0, got {beta!r}")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)):
+            raise TypeError(f"beta must be a number, got {type(beta).__name__}")
+        if not beta >= 0 or beta == float("inf"):
+            raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
         self.beta = float(beta)
         self.v_th = float(v_th)
         self.v_reset = None if v_reset is None else float(v_reset)

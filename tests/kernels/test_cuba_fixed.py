@@ -107,6 +107,8 @@ def test_bad_arguments():
         cuba_lif_fixed(a, 0, 0, 10, u_init=torch.zeros(4, dtype=torch.int32))
     with pytest.raises(ValueError, match=r"\|a\|"):
         cuba_lif_fixed(a + (1 << 24), 0, 0, 10)
+    with pytest.raises(ValueError, match=r"\|a\|"):
+        cuba_lif_fixed(torch.full((1, 2), -(1 << 31), dtype=torch.int32), 0, 0, 10)
     with pytest.raises(ValueError, match="bias_mant"):
         cuba_lif_fixed(a, 0, 0, 10, bias_mant=torch.zeros(2, dtype=torch.int32))
     with pytest.raises(ValueError, match="backend"):
