@@ -124,6 +124,7 @@ class InferenceServer:
                 max_delay_ms=config.max_delay_ms, queue_size=config.queue_size,
                 metrics=self.metrics)
         self.state = ServerState()
+        self.repository.inflight = lambda: self.state.inflight
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.port: int | None = None
         self._server: grpc.Server | None = None

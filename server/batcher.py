@@ -5,7 +5,15 @@ requests with the same per-row shape and dtypes until ``max_batch`` rows are gat
 ``max_delay_ms`` has passed since the first, concatenates them along the batch axis (axis 0),
 runs ONE ``executable.infer`` and splits every output back by each caller's row count
 (Triton's dynamic batcher works the same way). With ``batching=False`` (lava-sim and loihi,
-whose executors run one sample stream at a time) requests are run one by one in arrival order.
+whose executors run one sample stream at a time) or ``max_batch=1`` there is nothing to merge:
+requests then run one at a time in the caller's (gRPC handler's) thread under a lock, which
+saves two thread hand-offs per request; the same queue bound, deadline and cancellation rules
+apply.
+
+The wait for more requests is skipped when ``inflight()`` (ModelInfer calls currently inside the
+server, given by the server) shows no other request that could join, and a request that finds
+the server otherwise idle runs directly in its handler thread, so a lone client pays neither
+``max_delay_ms`` nor the thread hand-offs.
 
 Requests whose future was cancelled (client disconnected) or whose deadline passed are dropped
 before the batch runs. ``submit`` raises RESOURCE_EXHAUSTED when ``queue_size`` requests are
@@ -19,6 +27,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import grpc
@@ -34,11 +43,12 @@ _STOP = object()
 class _Request:
     __slots__ = ("arrays", "rows", "key", "future", "deadline")
 
-    def __init__(self, arrays: dict[str, np.ndarray], deadline: float | None) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], deadline: float | None,
+                 future: Future | None = None) -> None:
         self.arrays = arrays
         self.rows = int(next(iter(arrays.values())).shape[0]) if arrays else 0
         self.key = tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in arrays.items()))
-        self.future: Future = Future()
+        self.future: Future = future if future is not None else Future()
         self.deadline = deadline
 
 
@@ -53,6 +63,7 @@ class Batcher:
         queue_size: most requests waiting; more raise RESOURCE_EXHAUSTED.
         batching: merge requests (True on cpu/gpu) or run them one by one.
         metrics: where batch sizes, queue depth and spike counts are recorded.
+        inflight: number of requests inside the server now (None: always wait max_delay_ms).
 
     Raises:
         ValueError: ``max_batch`` < 1, ``queue_size`` < 1 or ``max_delay_ms`` < 0.
@@ -60,7 +71,8 @@ class Batcher:
 
     def __init__(self, executable: Executable, label: str, *, max_batch: int = 8,
                  max_delay_ms: float = 2.0, queue_size: int = 256, batching: bool = True,
-                 metrics: ServerMetrics | None = None) -> None:
+                 metrics: ServerMetrics | None = None,
+                 inflight: Callable[[], int] | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if queue_size < 1:
@@ -72,27 +84,48 @@ class Batcher:
         self.max_batch = int(max_batch) if batching else 1
         self.max_delay = float(max_delay_ms) / 1000.0
         self.metrics = metrics or ServerMetrics()
+        self.inflight = inflight
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._carry: collections.deque[_Request] = collections.deque()
         self._closing = threading.Event()
+        self.inline = self.max_batch == 1
+        self._exec_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._waiting = 0
         self._thread = threading.Thread(target=self._run, name=f"stc-batcher-{label}",
                                         daemon=True)
-        self._thread.start()
+        if not self.inline:
+            self._thread.start()
 
     # -- client side ------------------------------------------------------------------------
-    def submit(self, arrays: dict[str, np.ndarray], deadline: float | None = None) -> Future:
+    def submit(self, arrays: dict[str, np.ndarray], deadline: float | None = None,
+               future: Future | None = None) -> Future:
         """Queue one request (batch-first arrays) and return a Future of its outputs dict.
+
+        In inline mode (``max_batch == 1``) the request runs before ``submit`` returns, so pass
+        ``future`` (already hooked to the RPC's cancellation) to let a client that goes away
+        while waiting skip the run.
 
         Args:
             arrays: ``{input name: [B, ...] array}``, already validated.
             deadline: ``time.monotonic()`` after which the request is dropped, or None.
+            future: the Future to complete (a new one if None).
 
         Raises:
             ServingError: RESOURCE_EXHAUSTED (queue full) or UNAVAILABLE (closing).
         """
         if self._closing.is_set():
             raise unavailable(f"model {self.label} is unloading")
-        req = _Request(arrays, deadline)
+        req = _Request(arrays, deadline, future)
+        if self.inline:
+            return self._run_inline(req)
+        if self.inflight is not None and self.inflight() <= 1 and self._queue.empty() \
+                and not self._carry and self._exec_lock.acquire(blocking=False):
+            try:  # alone in the server: nothing to batch with, skip the worker thread
+                self._execute([req])
+            finally:
+                self._exec_lock.release()
+            return req.future
         try:
             self._queue.put_nowait(req)
         except queue.Full:
@@ -103,10 +136,40 @@ class Batcher:
 
     def close(self, timeout: float | None = None) -> None:
         """Stop accepting, run every request already queued, then stop the worker thread."""
+        if self.inline:
+            self._closing.set()
+            if self._exec_lock.acquire(timeout=-1 if timeout is None else timeout):
+                self._exec_lock.release()  # the running request has finished
+            return
         if not self._closing.is_set():
             self._closing.set()
             self._queue.put(_STOP)
         self._thread.join(timeout)
+        if self._exec_lock.acquire(timeout=-1 if timeout is None else timeout):
+            self._exec_lock.release()  # a direct (idle-path) run has finished
+
+    def _run_inline(self, req: _Request) -> Future:
+        with self._count_lock:
+            if self._waiting >= self._queue.maxsize:
+                raise exhausted(f"model {self.label}: request queue is full "
+                                f"({self._queue.maxsize} waiting)")
+            self._waiting += 1
+        try:
+            wait = -1 if req.deadline is None else max(req.deadline - time.monotonic(), 0.0)
+            if not self._exec_lock.acquire(timeout=wait):
+                if req.future.set_running_or_notify_cancel():
+                    req.future.set_exception(ServingError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"model {self.label}: deadline passed while queued"))
+                return req.future
+            try:
+                self._execute([req])
+            finally:
+                self._exec_lock.release()
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+        return req.future
 
     # -- worker side ------------------------------------------------------------------------
     def _next(self, timeout: float | None):
@@ -131,6 +194,9 @@ class Batcher:
             end = time.monotonic() + self.max_delay
             while rows < self.max_batch:
                 remaining = end - time.monotonic()
+                if self.inflight is not None and not self._carry and self._queue.empty() \
+                        and self.inflight() <= len(batch):
+                    remaining = 0.0  # nobody else could join this batch
                 item = self._next(remaining if not stopping else 0)
                 if item is None:
                     break
@@ -143,7 +209,8 @@ class Batcher:
                 batch.append(item)
                 rows += item.rows
             self.metrics.queue_depth.labels(self.label).set(self._queue.qsize())
-            self._execute(batch)
+            with self._exec_lock:
+                self._execute(batch)
 
     def _execute(self, batch: list[_Request]) -> None:
         now = time.monotonic()

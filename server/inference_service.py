@@ -124,8 +124,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if len(rows) > 1:
             raise invalid(f"inputs have different batch sizes {sorted(rows)}; expected one")
         timeout = self._timeout(request, context)
-        future = model.batcher.submit(arrays, time.monotonic() + timeout)
-        context.add_callback(future.cancel)
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        context.add_callback(future.cancel)  # client gone -> the request is skipped
+        model.batcher.submit(arrays, time.monotonic() + timeout, future)
         try:
             outputs = future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:

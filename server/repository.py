@@ -131,6 +131,7 @@ class ModelRepository:
         self.max_delay_ms = max_delay_ms
         self.queue_size = queue_size
         self.metrics = metrics or ServerMetrics()
+        self.inflight: Callable[[], int] | None = None  # set by InferenceServer
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._lock = threading.RLock()
         self._load_lock = threading.Lock()
@@ -193,7 +194,8 @@ class ModelRepository:
         batching = self.backend in BATCHING_BACKENDS and batchable(exe)
         label = f"{name}:{version}"
         batcher = Batcher(exe, label, max_batch=self.max_batch, max_delay_ms=self.max_delay_ms,
-                          queue_size=self.queue_size, batching=batching, metrics=self.metrics)
+                          queue_size=self.queue_size, batching=batching, metrics=self.metrics,
+                          inflight=self.inflight)
         return LoadedModel(name, version, exe, batcher, path, sha256_file(path),
                            path.stat().st_size)
 
