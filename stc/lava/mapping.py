@@ -37,7 +37,8 @@ MAPPING_MEMBER = "loihi/mapping.json"
 # ops realised by custom Lava processes (stc.lava.processes), and where they run on hardware
 CUSTOM_PROCESSES = {
     "Add": ("stc.lava.processes.add.DelayedAdd", "neurocore (graded dendritic sum)"),
-    "SpikeAttention:sdsa": ("stc.lava.processes.sdsa.SDSANeurons", "neurocore (AND + LIF)"),
+    "SpikeAttention:sdsa": ("stc.lava.processes.sdsa.build_sdsa",
+                            "neurocore (AND / OR neurons + relays)"),
     "SpikeAttention:ssa": ("stc.lava.processes.attention.SSAProcess", "host/embedded core"),
     "SpikeAttention:dsformer": ("stc.lava.processes.attention.DSFormerProcess",
                                 "host/embedded core"),
@@ -74,6 +75,25 @@ def _cuba(node) -> Cuba:
         raise MappingError(f"node {node.name!r}: {e}") from None
 
 
+def unmappable_reason(node) -> str:
+    """Why the netx path cannot map ``node``, and what implements it instead."""
+    if node.OP == "Add":
+        proc, where = CUSTOM_PROCESSES["Add"]
+        return (f"residual add: run as {proc} ({where}) with alignment delays; whole-graph "
+                "execution of custom processes is not wired into the executor yet")
+    if node.OP == "SpikeAttention":
+        key = f"SpikeAttention:{getattr(node, 'kind', '?')}"
+        if key in CUSTOM_PROCESSES:
+            proc, where = CUSTOM_PROCESSES[key]
+            return (f"{node.kind} attention: run as {proc} ({where}); whole-graph execution "
+                    "of custom processes is not wired into the executor yet")
+        return f"unknown attention kind {getattr(node, 'kind', None)!r}"
+    return {"BatchNorm": "fold BatchNorm first (stc.passes)",
+            "Scale": "fold Scale into the weights first",
+            "TokenMean": "token mean is not a Loihi op"}.get(
+        node.OP, "float neuron: quantise to LoihiCubaLIF first (stc.passes)")
+
+
 def graph_to_layers(graph, tensors=None) -> NetxNetwork:
     """Convert a fixed-point MLP/CNN SNN graph into netx layers (see module docstring).
 
@@ -94,14 +114,8 @@ def graph_to_layers(graph, tensors=None) -> NetxNetwork:
     bad = [n for n in nodes if n.OP in ("Add", "SpikeAttention", "LIF", "IF", "CubaLIF",
                                         "BatchNorm", "Scale", "TokenMean")]
     if bad:
-        why = {"Add": "residual add needs stc.lava.processes (not netx)",
-               "SpikeAttention": "attention needs stc.lava.processes (not netx)",
-               "BatchNorm": "fold BatchNorm first (stc.passes)",
-               "Scale": "fold Scale into weights first", "TokenMean": "not a Loihi op"}
-        detail = "; ".join(f"{n.name!r} ({n.OP}): "
-                           f"{why.get(n.OP, 'float neuron; quantise to LoihiCubaLIF first')}"
-                           for n in bad)
-        raise MappingError(f"the netx path cannot map these nodes: {detail}")
+        raise MappingError("the netx path cannot map these nodes: " + "; ".join(
+            f"{n.name!r} ({n.OP}): {unmappable_reason(n)}" for n in bad))
     for n in nodes:
         if len(graph.consumers(n.name)) > 1:
             raise MappingError(f"node {n.name!r} ({n.OP}) feeds several nodes; the netx path "
