@@ -7,8 +7,10 @@ stc.runtime.load_bundle and
   2. served by stc.server on 127.0.0.1 with dynamic batching OFF (max_batch 1) and ON
      (max_batch 32, max_delay_ms 2), driven by C = 1, 8, 64 closed-loop client threads, each
      sending batch-1 OIP v2 ModelInfer requests (raw tensors) through stc.client's stub.
-Reports requests/s and p50/p99 latency per point, gRPC overhead at batch 1 (server p50 at C=1
-minus in-process p50, and the ratio), and whether batching raises throughput at C=64.
+Reports requests/s and p50/p99 latency per point, gRPC overhead at batch 1, and whether
+batching raises throughput at C=64. The overhead is measured PAIRED: in-process and gRPC calls
+alternate in one loop, so both see the same machine load (p50 of each, difference and ratio).
+Sweep points run OFF then ON for each C, back to back, for the same reason.
 
 Caveat: client threads and server share one Python process (GIL) and the machine's cores, so
 the server figures include client-side cost; they are lower bounds for a separate client.
@@ -117,10 +119,31 @@ def bench_server(port: int, x: np.ndarray, concurrency: int, seconds: float) -> 
     return _stats([v for li in lats for v in li], elapsed)
 
 
+def bench_paired(exe, port: int, x: np.ndarray, seconds: float) -> dict:
+    """Alternate one in-process call and one gRPC call (batch 1) for ``seconds``."""
+    from stc.client import Client
+
+    ours, grpc_lat = [], []
+    with Client(f"127.0.0.1:{port}") as client:
+        client.infer("bench", {"input": x})
+        t_end = time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            t = time.perf_counter()
+            exe.infer({"input": x})
+            ours.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            client.infer("bench", {"input": x})
+            grpc_lat.append(time.perf_counter() - t)
+    return {"pairs": len(ours), "in_process_p50_ms": float(np.median(ours) * 1e3),
+            "grpc_p50_ms": float(np.median(grpc_lat) * 1e3),
+            "in_process_p99_ms": float(np.percentile(ours, 99) * 1e3),
+            "grpc_p99_ms": float(np.percentile(grpc_lat, 99) * 1e3)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, write JSON + Markdown, return the results dict."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=2.5, help="time per point (s)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="time per point (s)")
     ap.add_argument("--out", default="benchmarks/results", help="output folder")
     args = ap.parse_args(argv)
 
@@ -133,32 +156,37 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(1)  # one intra-op thread: the cores go to gRPC and the batcher
     x = (np.random.default_rng(0).normal(size=(1, D_IN)) * 4).astype(np.float32)
-    results: dict = {"in_process": None, "server": {}}
+    results: dict = {"in_process": None, "paired_batch1": None, "server": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = build_bundle(Path(tmp))
         exe = load_bundle(path, backend="cpu")
         results["in_process"] = bench_in_process(exe, x, args.seconds)
-        for label, max_batch in (("batching_off", 1), ("batching_on", 32)):
-            cfg = ServerConfig(host="127.0.0.1", port=0, max_batch=max_batch, max_delay_ms=2.0,
-                               max_workers=96, queue_size=512)
-            server = InferenceServer(cfg, Path(tmp))
-            server.start()
-            try:
-                points = {}
-                for c in CONCURRENCY:
-                    points[str(c)] = bench_server(server.port, x, c, args.seconds)
-                m = server.metrics
-                lab = {"model": "bench:1"}
-                points["mean_batch_rows"] = (m.value("stc_batch_size_sum", lab)
-                                             / max(m.value("stc_batch_size_count", lab), 1))
-                results["server"][label] = points
-            finally:
+        servers = {}
+        try:
+            for label, max_batch in (("batching_off", 1), ("batching_on", 32)):
+                cfg = ServerConfig(host="127.0.0.1", port=0, max_batch=max_batch,
+                                   max_delay_ms=2.0, max_workers=96, queue_size=512)
+                servers[label] = InferenceServer(cfg, Path(tmp))
+                servers[label].start()
+            results["paired_batch1"] = bench_paired(exe, servers["batching_off"].port, x,
+                                                    args.seconds)
+            points: dict = {label: {} for label in servers}
+            for c in CONCURRENCY:
+                for label, server in servers.items():
+                    points[label][str(c)] = bench_server(server.port, x, c, args.seconds)
+            for label, server in servers.items():
+                m, lab = server.metrics, {"model": "bench:1"}
+                points[label]["mean_batch_rows"] = (m.value("stc_batch_size_sum", lab)
+                                                    / max(m.value("stc_batch_size_count", lab), 1))
+            results["server"] = points
+        finally:
+            for server in servers.values():
                 server.stop(grace=5)
-    base = results["in_process"]
     off, on = results["server"]["batching_off"], results["server"]["batching_on"]
+    paired = results["paired_batch1"]
     results["summary"] = {
-        "grpc_overhead_p50_ms_batch1": off["1"]["p50_ms"] - base["p50_ms"],
-        "grpc_latency_ratio_p50_batch1": off["1"]["p50_ms"] / base["p50_ms"],
+        "grpc_overhead_p50_ms_batch1": paired["grpc_p50_ms"] - paired["in_process_p50_ms"],
+        "grpc_latency_ratio_p50_batch1": paired["grpc_p50_ms"] / paired["in_process_p50_ms"],
         "batching_throughput_ratio_c64": on["64"]["req_per_s"] / off["64"]["req_per_s"],
         "batching_raises_throughput_c64": on["64"]["req_per_s"] > off["64"]["req_per_s"],
     }
@@ -194,7 +222,10 @@ def render_markdown(r: dict) -> str:
         f"{meta['date_utc']} UTC)",
         f"- Model: {meta['model']}",
         "- Clients are threads in the server's process (shared GIL and cores): server figures "
-        "include client cost.", "",
+        "include client cost.",
+        "- The 2 cores are shared with other jobs (load average above, far over 2): thread "
+        "wake-ups then cost scheduler ticks, and repeated runs of the same point differ by up "
+        "to ~3x at C=1. Compare only figures from one run; treat them as rough.", "",
         "| path | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|",
         f"| in-process `infer` | 1 | {base['req_per_s']:.0f} | {base['p50_ms']:.3f} | "
         f"{base['p99_ms']:.3f} |",
@@ -208,8 +239,11 @@ def render_markdown(r: dict) -> str:
         "", f"Mean rows per executed batch: batching off "
         f"{r['server']['batching_off']['mean_batch_rows']:.2f}, batching on "
         f"{r['server']['batching_on']['mean_batch_rows']:.2f}.", "",
-        f"- gRPC overhead at batch 1 (p50, C=1): +{s['grpc_overhead_p50_ms_batch1']:.3f} ms, "
-        f"{s['grpc_latency_ratio_p50_batch1']:.1f}x the in-process latency.",
+        f"- gRPC overhead at batch 1 (paired loop of {r['paired_batch1']['pairs']} in-process / "
+        f"gRPC call pairs, p50): in-process {r['paired_batch1']['in_process_p50_ms']:.3f} ms, "
+        f"gRPC {r['paired_batch1']['grpc_p50_ms']:.3f} ms: "
+        f"+{s['grpc_overhead_p50_ms_batch1']:.3f} ms, "
+        f"{s['grpc_latency_ratio_p50_batch1']:.2f}x the in-process latency.",
         f"- Dynamic batching at C=64: {s['batching_throughput_ratio_c64']:.2f}x the throughput "
         f"without batching ({'raises' if s['batching_raises_throughput_c64'] else 'does not raise'}"
         " throughput).", "",
