@@ -203,7 +203,7 @@ class SpikeCompiler:
 
         Args:
             input_shape: per-sample input shape without T or B, e.g. (1, 28, 28); required
-                for torch modules.
+                for torch modules other than stc.models (whose config gives it).
             dt: time step for NIR inputs (required there; see stc.ir.frontends.nir).
             optimizer: passes to run instead of ``create_optimizer()``.
 
@@ -234,12 +234,12 @@ class SpikeCompiler:
                 raise ValueError("dt is required to compile a NIR graph (seconds per step)")
             return from_nir(model, dt)
         if isinstance(model, nn.Module):
-            if input_shape is None:
-                raise ValueError("input_shape is required for torch modules, e.g. (1, 28, 28)")
             from stc.ir.frontends.models import from_model, is_stc_model
 
-            if is_stc_model(model):
+            if is_stc_model(model):  # shape from model.config
                 return from_model(model, time_steps=self.time_steps)
+            if input_shape is None:
+                raise ValueError("input_shape is required for torch modules, e.g. (1, 28, 28)")
             return from_torch(model.eval(), tuple(input_shape), self.time_steps)
         raise TypeError("model must be an nn.Module, a nir.NIRGraph, a .nir path or an "
                         f"stc.ir.Graph; got {type(model).__name__}")

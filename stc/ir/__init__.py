@@ -22,10 +22,11 @@ from .nodes import (
     SpikeAttention,
     TimeMean,
     TokenMean,
+    ToTokens,
 )
 
 __all__ = [
     "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "BatchNorm", "Conv2d", "CubaLIF", "Flatten",
     "Graph", "GraphError", "Input", "Linear", "LoihiCubaLIF", "Node", "Output", "Pool2d",
-    "Repeat", "Scale", "SpikeAttention", "TimeMean", "TokenMean",
+    "Repeat", "Scale", "SpikeAttention", "TimeMean", "ToTokens", "TokenMean",
 ]

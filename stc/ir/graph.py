@@ -169,7 +169,7 @@ class Graph:
                 if slot not in n.params:
                     raise GraphError(f"node {n.name!r} ({n.OP}): missing parameter {slot!r}")
             for slot, key in n.params.items():
-                if slot not in n.PARAMS + n.OPTIONAL:
+                if slot not in n.PARAMS + n.OPTIONAL and not n.ANY_PARAMS:
                     raise GraphError(f"node {n.name!r} ({n.OP}): unknown parameter {slot!r}")
                 if check_tensors and key not in self.tensors:
                     raise GraphError(f"node {n.name!r}: missing tensor {key!r} ({slot})")

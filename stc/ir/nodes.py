@@ -35,6 +35,7 @@ class Node:
     PARAMS: ClassVar[tuple[str, ...]] = ()  # required slots
     OPTIONAL: ClassVar[tuple[str, ...]] = ()  # optional slots
     ARITY: ClassVar[int] = 1  # number of inputs (-1: any >= 1)
+    ANY_PARAMS: ClassVar[bool] = False  # slots are free-form (a module's state_dict keys)
     SPIKING: ClassVar[bool] = False  # emits spikes (counted in spike statistics)
 
     name: str
@@ -103,7 +104,8 @@ class Conv2d(Node):
 
 @dataclass(kw_only=True)
 class BatchNorm(Node):
-    """Inference batch norm over channel axis 0 of the per-sample shape.
+    """Inference batch norm over channel ``axis`` of the per-sample shape (0 for [C, H, W];
+    the last axis for tokens [N, D], as BatchNorm1d on [T*B*N, D] in Spikformer/SDT).
 
     y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, all [C].
     """
@@ -113,6 +115,7 @@ class BatchNorm(Node):
     OPTIONAL: ClassVar[tuple[str, ...]] = ("weight", "bias")
     num_features: int = 0
     eps: float = 1e-5
+    axis: int = 0
 
 
 @dataclass(kw_only=True)
@@ -214,22 +217,33 @@ class LoihiCubaLIF(Node):
 
 @dataclass(kw_only=True)
 class SpikeAttention(Node):
-    """Spiking self-attention on tokens [N, D]: q/k/v projections (+BN+LIF), the attention
-    core, and the output projection (+BN+LIF). ``kind`` "ssa" (Spikformer), "sdsa"
-    (Spike-driven Transformer) or "dsformer" (stc, shared/reference/attention.md).
-    Slots: q_weight, k_weight, v_weight, proj_weight [D, D] and their *_bias; BN slots
-    {q,k,v,proj}_bn_{weight,bias,mean,var}."""
+    """Spiking self-attention on tokens [N, D] -> [N, D] with stc.nn.attention semantics
+    (CONTRIBUTING.md contract): ``kind`` "ssa" (Spikformer SSA: q/k/v Linear+BN+LIF,
+    q (k^T v) * scale, LIF(v_th 0.5), proj Linear+BN+LIF), "sdsa" (Spike-driven Transformer:
+    shortcut LIF, q/k/v Linear+BN+LIF, q * LIF(sum_N k*v), proj Linear+BN) or "dsformer"
+    (windowed top-k sparse attention, shared/reference/attention.md). Parameter slots are the
+    module's state_dict keys (e.g. "q_linear.weight", "proj_bn.running_mean"); the runtime
+    rebuilds the stc.nn.attention module from these attributes and tensors alone."""
 
     OP: ClassVar[str] = "SpikeAttention"
     SPIKING: ClassVar[bool] = True
+    ANY_PARAMS: ClassVar[bool] = True
     kind: str = "ssa"
     dim: int = 0
     num_heads: int = 1
     scale: float = 0.125
-    v_th: float = 1.0
-    attn_v_th: float = 0.5
+    spike_mode: str = "binary"
     window_size: int = 1
     sparse_ratio: float = 1.0
+    max_level: int = 4
+
+
+@dataclass(kw_only=True)
+class ToTokens(Node):
+    """Feature map to tokens: [C, H, W] -> [N = H*W, D = C] (row-major, Spikformer's
+    ``flatten(3).transpose(-1, -2)``)."""
+
+    OP: ClassVar[str] = "ToTokens"
 
 
 @dataclass(kw_only=True)
@@ -249,7 +263,8 @@ class TimeMean(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.OP: cls
     for cls in (Input, Output, Repeat, Linear, Conv2d, BatchNorm, Pool2d, Flatten, Add, Scale,
-                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, TokenMean, TimeMean)
+                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, ToTokens, TokenMean,
+                TimeMean)
 }
 NEURON_OPS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
 SYNAPSE_OPS = ("Linear", "Conv2d")

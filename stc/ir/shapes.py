@@ -33,9 +33,9 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         return tuple(node.shape)
     if op in ("Output", "Repeat", "TimeMean", "LIF", "IF", "BatchNorm", "Scale"):
         if op == "BatchNorm":
-            if not x or x[0] != node.num_features:
-                raise fail(f"input has {x[0] if x else 0} channels, expected "
-                           f"num_features={node.num_features}")
+            if not x or not -len(x) <= node.axis < len(x) or x[node.axis] != node.num_features:
+                raise fail(f"input shape {x} has no axis {node.axis} of num_features="
+                           f"{node.num_features} channels")
             for slot in node.params:
                 ts = tensor_shape(slot)
                 if ts is not None and ts != (node.num_features,):
@@ -101,6 +101,10 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         if any(s != x for s in ins):
             raise fail(f"inputs have different shapes {ins}")
         return x
+    if op == "ToTokens":
+        if len(x) != 3:
+            raise fail(f"expects a [C, H, W] input, got shape {x}")
+        return (x[1] * x[2], x[0])
     if op == "TokenMean":
         if len(x) != 2:
             raise fail(f"expects tokens [N, D], got shape {x}")
@@ -108,7 +112,9 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
     if op == "SpikeAttention":
         if len(x) != 2 or x[1] != node.dim:
             raise fail(f"expects tokens [N, {node.dim}], got shape {x}")
-        if node.dim % node.num_heads:
+        if node.num_heads < 1 or node.dim % node.num_heads:
             raise fail(f"num_heads={node.num_heads} must divide dim={node.dim}")
+        if node.kind not in ("ssa", "sdsa", "dsformer"):
+            raise fail(f"kind must be 'ssa', 'sdsa' or 'dsformer', got {node.kind!r}")
         return x
     raise fail("no shape rule for this op")

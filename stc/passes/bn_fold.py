@@ -15,8 +15,9 @@ from stc.ir import Graph
 def fold_batchnorm(graph: Graph) -> tuple[Graph, list[str]]:
     """Return (new graph, names of the folded BatchNorm nodes). The input is not modified.
 
-    A BatchNorm is folded when its input is a Conv2d, or a Linear with a 1-D output [out],
-    read by nothing else. Other BatchNorms stay (the float runtime still runs them).
+    A BatchNorm is folded when its input is a Conv2d (BN over axis 0) or a Linear (BN over the
+    last axis, e.g. tokens [N, D]) read by nothing else. Other BatchNorms stay (the float
+    runtime still runs them).
     """
     g = graph.copy()
     folded = []
@@ -24,8 +25,8 @@ def fold_batchnorm(graph: Graph) -> tuple[Graph, list[str]]:
         src = g.node(bn.inputs[0])
         if src.OP not in ("Conv2d", "Linear") or len(g.consumers(src.name)) != 1:
             continue
-        if src.OP == "Linear" and len(src.shape) != 1:
-            continue
+        if (bn.axis % len(bn.shape)) != (len(bn.shape) - 1 if src.OP == "Linear" else 0):
+            continue  # BN must normalise the layer's output channels
         mean, var = g.param(bn, "running_mean").double(), g.param(bn, "running_var").double()
         gamma, beta = g.param(bn, "weight"), g.param(bn, "bias")
         gamma = torch.ones_like(mean) if gamma is None else gamma.double()

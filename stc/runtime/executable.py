@@ -62,6 +62,7 @@ class Executable:
             for n in graph.outputs()]
         self._align = fixed_delay(graph) if numerics == "fixed" else 0
         self.last_result: RunResult | None = None
+        self._cache: dict = {}
         self._closed = False
 
     def run(self, inputs: dict[str, torch.Tensor | np.ndarray], *, time_steps: int | None = None,
@@ -101,7 +102,7 @@ class Executable:
         with torch.no_grad():
             res = execute(self.graph, feeds, numerics=self.numerics,
                           kernel_backend=self.kernel_backend, time_steps=time_steps,
-                          record_spikes=record_spikes, align=self._align)
+                          record_spikes=record_spikes, align=self._align, cache=self._cache)
         self.last_result = res
         return res
 
@@ -119,6 +120,7 @@ class Executable:
         """Release the executable (tensors dropped); later calls raise RuntimeError."""
         self._closed = True
         self.graph = Graph()
+        self._cache.clear()
 
 
 def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None = None,

@@ -94,6 +94,30 @@ def _loihi(graph: Graph, n: Node, x: torch.Tensor, kernel_backend: str) -> torch
     return s.to(torch.int64)
 
 
+def attention_module(graph: Graph, n: Node, kernel_backend: str) -> torch.nn.Module:
+    """Rebuild the stc.nn.attention module of a SpikeAttention node from its attributes and
+    tensors (strict state_dict load: a missing or extra tensor raises ValueError)."""
+    from stc.nn import attention as A
+
+    state = {slot: graph.tensors[key] for slot, key in n.params.items()}
+    bias = {"qkv_bias": "q_linear.bias" in state, "proj_bias": "proj_linear.bias" in state}
+    if n.kind == "ssa":
+        mod = A.SSA(n.dim, n.num_heads, scale=n.scale, backend=kernel_backend, **bias)
+    elif n.kind == "sdsa":
+        mod = A.SDSA(n.dim, n.num_heads, backend=kernel_backend)
+    else:
+        mod = A.DSFormerAttention(n.dim, n.num_heads, spike_mode=n.spike_mode,
+                                  window_size=n.window_size, sparse_ratio=n.sparse_ratio,
+                                  scale=n.scale, backend=kernel_backend,
+                                  max_level=n.max_level, **bias)
+    try:
+        mod.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"node {n.name!r}: tensors do not fit {n.kind} attention: {e}") \
+            from None
+    return mod.eval()
+
+
 def fixed_delay(graph: Graph) -> int:
     """Largest number of synapse layers (one step of delay each in fixed numerics) on a path
     from an input to an output of ``graph``."""
@@ -107,7 +131,8 @@ def fixed_delay(graph: Graph) -> int:
 
 def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "float",
             kernel_backend: str = "torch", time_steps: int | None = None,
-            record_spikes: bool = False, align: int = 0) -> RunResult:
+            record_spikes: bool = False, align: int = 0,
+            cache: dict | None = None) -> RunResult:
     """Run ``graph`` (already verified) on ``feeds`` (Input name -> tensor, T-first when the
     input is temporal: [T, B, *shape], else [B, *shape]).
 
@@ -120,6 +145,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         align: fixed numerics: pad the temporal input with ``align`` zero steps and drop the
             first ``align`` steps at TimeMean / temporal Outputs, so that a network with
             ``align`` = :func:`fixed_delay` layers of synaptic delay lines up with float mode.
+        cache: a dict to keep rebuilt attention modules between calls (Executable passes one).
 
     Raises:
         ValueError: a missing feed, a wrong feed shape, a node the numerics cannot run.
@@ -181,8 +207,16 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 raise ValueError(f"node {n.name!r}: fold BatchNorm before fixed numerics")
             p = [graph.param(n, s) for s in ("running_mean", "running_var", "weight", "bias")]
             p = [None if t is None else t.to(x) for t in p]
-            y = _merged(lambda z, p=p, n=n: F.batch_norm(z, p[0], p[1], p[2], p[3], False,
-                                                          0.0, n.eps), x, tm)
+
+            def bn(z, p=p, n=n):
+                return F.batch_norm(z, p[0], p[1], p[2], p[3], False, 0.0, n.eps)
+            nd = len(n.shape)
+            if n.axis % nd == 0:
+                y = _merged(bn, x, tm)
+            else:  # channel on a later axis (tokens [N, D]): BatchNorm1d on [-1, C]
+                moved = x.movedim(x.dim() - nd + n.axis % nd, -1)
+                y = bn(moved.reshape(-1, moved.shape[-1])).reshape(moved.shape)
+                y = y.movedim(-1, x.dim() - nd + n.axis % nd)
         elif op == "Pool2d":
             def pool(z, n=n):
                 if n.kind == "max":
@@ -208,6 +242,25 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         elif op == "Scale":
             s = graph.param(n, "scale")
             y = x * n.factor if s is None else x * s.to(x) * n.factor
+        elif op == "ToTokens":
+            y = x.flatten(-2).transpose(-1, -2).contiguous()
+        elif op == "SpikeAttention":
+            if fixed:
+                raise ValueError(f"node {n.name!r}: attention has no fixed-point form")
+            if not tm:
+                raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
+            key = (n.name, kernel_backend)
+            if cache is None or key not in cache:
+                mod = attention_module(graph, n, kernel_backend).to(x.device)
+                if cache is not None:
+                    cache[key] = mod
+            else:
+                mod = cache[key]
+            y = mod(x.contiguous())
+            if n.kind != "sdsa":
+                cnt = int(y.sum().item())
+                res.spike_counts[n.name] = cnt
+                res.firing_rates[n.name] = cnt / max(1, y.numel())
         elif op == "TokenMean":
             y = x.mean(dim=-2)
         elif op == "TimeMean":
