@@ -68,15 +68,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.request_timeout_s = float(request_timeout_s)
 
     def ServerLive(self, request, context):  # noqa: N802 - gRPC method name
+        """OIP ServerLive: always live while the process serves RPCs."""
         return pb.ServerLiveResponse(live=True)
 
     def ServerReady(self, request, context):  # noqa: N802
+        """OIP ServerReady: false while starting and from graceful shutdown on."""
         return pb.ServerReadyResponse(ready=self.state.accepting.is_set())
 
     def ServerMetadata(self, request, context):  # noqa: N802
+        """OIP ServerMetadata: name "stc", stc's version, no extensions."""
         return pb.ServerMetadataResponse(name="stc", version=stc.__version__, extensions=[])
 
     def ModelReady(self, request, context):  # noqa: N802
+        """OIP ModelReady: the model (and version; "" = latest) is loaded and accepting."""
         try:
             self.repository.get(request.name, request.version)
         except ServingError:
@@ -84,6 +88,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=self.state.accepting.is_set())
 
     def ModelMetadata(self, request, context):  # noqa: N802
+        """OIP ModelMetadata: versions, platform ``stc_<backend>``, specs; NOT_FOUND if unknown."""
         try:
             model = self.repository.get(request.name, request.version)
         except ServingError as err:
@@ -148,6 +153,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
     def ModelInfer(self, request, context):  # noqa: N802
+        """OIP ModelInfer (see the module docstring for validation and status codes)."""
         t0 = time.perf_counter()
         status = "OK"
         self.state.enter()

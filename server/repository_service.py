@@ -78,12 +78,14 @@ class RepositoryServicer(pb_grpc.BundleRepositoryServicer):
                                  loaded=loaded)
 
     def Upload(self, request_iterator, context):  # noqa: N802 - gRPC method name
+        """Client-streamed bundle upload (see the module docstring)."""
         try:
             return self._upload(iter(request_iterator))
         except ServingError as err:
             context.abort(err.code, err.message)
 
     def List(self, request, context):  # noqa: N802
+        """Every bundle on disk with its SHA-256, size and load state."""
         repo = self.repository
         out = pb.ListResponse()
         for name, version in repo.on_disk():
@@ -94,6 +96,7 @@ class RepositoryServicer(pb_grpc.BundleRepositoryServicer):
         return out
 
     def Delete(self, request, context):  # noqa: N802
+        """Unload and delete a version ("" = all); NOT_FOUND if absent."""
         try:
             return pb.DeleteResponse(versions=self.repository.delete(request.name,
                                                                      request.version))
@@ -101,12 +104,14 @@ class RepositoryServicer(pb_grpc.BundleRepositoryServicer):
             context.abort(err.code, err.message)
 
     def Load(self, request, context):  # noqa: N802
+        """Load a version ("" = all) from disk; NOT_FOUND / INVALID_ARGUMENT."""
         try:
             return pb.LoadResponse(versions=self.repository.load(request.name, request.version))
         except ServingError as err:
             context.abort(err.code, err.message)
 
     def Unload(self, request, context):  # noqa: N802
+        """Unload a version ("" = all); NOT_FOUND if not loaded."""
         try:
             return pb.UnloadResponse(versions=self.repository.unload(request.name,
                                                                      request.version))
