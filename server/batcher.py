@@ -91,6 +91,7 @@ class Batcher:
         self.inline = self.max_batch == 1
         self._exec_lock = threading.Lock()
         self._count_lock = threading.Lock()
+        self._submit_lock = threading.Lock()
         self._waiting = 0
         self._thread = threading.Thread(target=self._run, name=f"stc-batcher-{label}",
                                         daemon=True)
@@ -122,15 +123,20 @@ class Batcher:
         if self.inflight is not None and self.inflight() <= 1 and self._queue.empty() \
                 and not self._carry and self._exec_lock.acquire(blocking=False):
             try:  # alone in the server: nothing to batch with, skip the worker thread
+                if self._closing.is_set():
+                    raise unavailable(f"model {self.label} is unloading")
                 self._execute([req])
             finally:
                 self._exec_lock.release()
             return req.future
-        try:
-            self._queue.put_nowait(req)
-        except queue.Full:
-            raise exhausted(f"model {self.label}: request queue is full "
-                            f"({self._queue.maxsize} waiting)") from None
+        with self._submit_lock:  # no request can slip in behind the stop marker
+            if self._closing.is_set():
+                raise unavailable(f"model {self.label} is unloading")
+            try:
+                self._queue.put_nowait(req)
+            except queue.Full:
+                raise exhausted(f"model {self.label}: request queue is full "
+                                f"({self._queue.maxsize} waiting)") from None
         self.metrics.queue_depth.labels(self.label).set(self._queue.qsize())
         return req.future
 
@@ -141,9 +147,10 @@ class Batcher:
             if self._exec_lock.acquire(timeout=-1 if timeout is None else timeout):
                 self._exec_lock.release()  # the running request has finished
             return
-        if not self._closing.is_set():
-            self._closing.set()
-            self._queue.put(_STOP)
+        with self._submit_lock:
+            if not self._closing.is_set():
+                self._closing.set()
+                self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._exec_lock.acquire(timeout=-1 if timeout is None else timeout):
             self._exec_lock.release()  # a direct (idle-path) run has finished
@@ -163,6 +170,8 @@ class Batcher:
                         f"model {self.label}: deadline passed while queued"))
                 return req.future
             try:
+                if self._closing.is_set():
+                    raise unavailable(f"model {self.label} is unloading")
                 self._execute([req])
             finally:
                 self._exec_lock.release()

@@ -121,17 +121,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _infer(self, request, context) -> pb.ModelInferResponse:
         if not self.state.accepting.is_set():
             raise unavailable("server is not accepting requests (starting or shutting down)")
-        model = self.repository.get(request.model_name, request.model_version)
-        exe = model.executable
-        arrays = decode_inputs(request, exe.inputs, self.max_request_bytes)
-        out_specs = select_outputs([o.name for o in request.outputs], exe.outputs)
-        rows = {a.shape[0] for a in arrays.values() if a.ndim > 0}
-        if len(rows) > 1:
-            raise invalid(f"inputs have different batch sizes {sorted(rows)}; expected one")
         timeout = self._timeout(request, context)
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        context.add_callback(future.cancel)  # client gone -> the request is skipped
-        model.batcher.submit(arrays, time.monotonic() + timeout, future)
+        for attempt in range(2):
+            model = self.repository.get(request.model_name, request.model_version)
+            exe = model.executable
+            arrays = decode_inputs(request, exe.inputs, self.max_request_bytes)
+            out_specs = select_outputs([o.name for o in request.outputs], exe.outputs)
+            rows = {a.shape[0] for a in arrays.values() if a.ndim > 0}
+            if len(rows) > 1:
+                raise invalid(f"inputs have different batch sizes {sorted(rows)}; expected one")
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            context.add_callback(future.cancel)  # client gone -> the request is skipped
+            try:
+                model.batcher.submit(arrays, time.monotonic() + timeout, future)
+                break
+            except ServingError as err:
+                # the version was hot-replaced between get() and submit(): retry once on the
+                # new executable
+                if err.code != grpc.StatusCode.UNAVAILABLE or attempt == 1:
+                    raise
         try:
             outputs = future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import grpc
 import numpy as np
 import pytest
@@ -87,3 +90,38 @@ def test_repository_versions_and_latest(repo_dir, tmp_path):
         repo.close()
     with pytest.raises(ValueError, match="backend"):
         ModelRepository(tmp_path, net.load, backend="loihi3")
+
+
+def test_hot_replace_under_load_loses_no_request(start_server, tmp_path):
+    server = start_server(max_batch=4, max_delay_ms=1)
+    x = net.make_input(1, seed=33)
+    old = net.TinyLIF(net.make_weight(0)).infer({"x": x})["spikes"]
+    new_weight = net.make_weight(8)
+    new = net.TinyLIF(new_weight).infer({"x": x})["spikes"]
+    assert not np.array_equal(old, new)
+    good = net.write_model(tmp_path / "new.stcb", new_weight)
+    stop = threading.Event()
+    seen, errors = [], []
+
+    def hammer():
+        with _client(server) as c:
+            while not stop.is_set():
+                try:
+                    seen.append(c.infer("lif", {"x": x}, version="1")["spikes"])
+                except grpc.RpcError as e:  # pragma: no cover - reported below
+                    errors.append(e)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    with _client(server) as c:
+        c.upload(good, "lif", "1")
+    time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert not errors, errors[0]
+    kinds = [("old" if np.array_equal(s, old) else "new" if np.array_equal(s, new) else "bad")
+             for s in seen]
+    assert "bad" not in kinds and kinds[-1] == "new" and "old" in kinds
