@@ -130,7 +130,8 @@ def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None 
     Args:
         path: the bundle file.
         backend: "cpu" | "gpu" (torch runtime; Triton kernels on CUDA) | "lava-sim" | "loihi"
-            (dispatched to ``stc.lava.executor.load_lava_executable``).
+            (the verified bundle's fixed graph goes to
+            ``stc.lava.executor.load_lava_executable(graph, backend)``).
         numerics: "float" | "fixed" | None (the manifest's default).
         public_key: Ed25519 public key (object, PEM bytes or path); when given the bundle must
             carry a valid signature.
@@ -157,7 +158,14 @@ def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None 
         except ImportError as e:
             raise UnsupportedTargetError(f"backend {backend!r} needs stc.lava.executor, which "
                                          f"cannot be imported: {e}") from None
-        return load_lava_executable(path, backend)
+        if numerics == "float":
+            raise ValueError(f"backend {backend!r} runs fixed-point numerics only")
+        if bundle.fixed_graph is None:
+            raise ValueError(f"bundle {path} has no fixed-point graph for {backend!r}; "
+                             "re-bundle with quantisation (stc bundle --fixed)")
+        exe = load_lava_executable(bundle.fixed_graph, backend)
+        exe.name, exe.version = bundle.name, bundle.version
+        return exe
     mode = numerics or bundle.manifest["numerics"]
     if mode == "fixed":
         if bundle.fixed_graph is None:

@@ -107,10 +107,21 @@ def test_temporal_nir_graph_is_batch_first():
 
 def test_lava_backend_dispatch(tmp_path, monkeypatch):
     import stc.lava.executor as lava_exec
+    from stc.passes import quantize
+
+    class FakeLava:
+        name, version = "model", "1"
 
     calls = []
     monkeypatch.setattr(lava_exec, "load_lava_executable",
-                        lambda path, backend: calls.append((str(path), backend)) or "lava-exe")
-    p = write_bundle(tmp_path / "m.stcb", from_torch(mlp(), (5,)), name="mlp")
-    assert load_bundle(p, backend="lava-sim") == "lava-exe"
-    assert calls == [(str(p), "lava-sim")]
+                        lambda graph, backend: calls.append((graph, backend)) or FakeLava())
+    g = from_torch(mlp(), (5,))
+    p = write_bundle(tmp_path / "f.stcb", g, name="mlp")
+    with pytest.raises(ValueError, match="no fixed-point graph"):
+        load_bundle(p, backend="lava-sim")
+    p = write_bundle(tmp_path / "m.stcb", g, name="mlp", version="7",
+                     fixed_graph=quantize(g)[0])
+    exe = load_bundle(p, backend="lava-sim")
+    assert (exe.name, exe.version) == ("mlp", "7")
+    graph, backend = calls[0]
+    assert backend == "lava-sim" and any(n.OP == "LoihiCubaLIF" for n in graph.nodes)
