@@ -1,19 +1,21 @@
 """Run a netx network in Lava: the bit-exact "lava-sim" backend and the "loihi" hardware probe.
 
-:func:`run_lava_sim` runs a whole batch in ONE Lava run (one compile): samples are fed back to
-back, T steps each, through a fixed-point ring-buffer source; netx's ``reset_interval = T``
-makes each layer clear u and v at the step the next sample's first activation reaches it
-(netx staggers the reset offset by one step per layer, matching the one step of synaptic delay
-per layer), so samples never see each other's state. Only the output spikes are read back (a
-ring-buffer sink, one ``Var.get``): Var.get/Monitor on hidden layers are slow
-(shared/reference/lava.md, "Running"). Lava is always stopped in a ``finally``, also on
-KeyboardInterrupt, so no worker process or shared memory is left behind.
+:func:`run_lava_sim` compiles the network once per batch, feeds integer inputs through a
+fixed-point ring-buffer source and reads back ONLY the output spikes (a ring-buffer sink, one
+``Var.get``): Var.get/Monitor on hidden layers are slow (shared/reference/lava.md,
+"Running"). Lava is always stopped in a ``finally``, also on KeyboardInterrupt, so no worker
+process or shared memory is left behind.
 
-Timing: in Lava, layer k's spikes for input step t appear at step t + k. The executor removes
-this latency ("aligned" outputs, the convention of ``stc.lava.layers.reference_forward``) or
-reproduces the stc runtime's fixed mode, which keeps T steps and lets the latency show
-("runtime": y[t] = aligned[t - L], zero for t < L; identical to the runtime's integer model when
-no neuron has a bias, because a bias-free neuron at rest stays at rest).
+Two timings (Lava adds one step of delay per synapse layer):
+
+* "aligned": samples back to back in one run; netx's ``reset_interval = T`` clears each
+  layer's u and v at the step the next sample's first activation reaches it (netx staggers the
+  reset by one step per layer), and the L-step latency is removed. Equals the delay-free
+  NumPy oracle ``stc.lava.layers.reference_forward``.
+* "runtime": every sample starts from rest (u, v and the synaptic buffers set to 0 between
+  samples), runs T + pad steps (input, then ``pad`` zeros) and returns steps pad .. pad+T-1:
+  exactly the stc runtime's fixed mode (one step of delay per Linear/Conv2d, ``align = pad``
+  trailing zero steps), neuron biases included.
 """
 
 from __future__ import annotations
@@ -88,31 +90,57 @@ def _check_input(x: object, in_shape: tuple[int, ...]) -> np.ndarray:
     return xi
 
 
+def _source_data(xi: np.ndarray, in_shape, window: int, steps: int) -> np.ndarray:
+    """Ring-buffer data [*netx_in_shape, steps]: sample b's T steps start at b * window."""
+    B, T = xi.shape[:2]
+    data = np.zeros(_to_netx(in_shape) + (steps,), dtype=np.int32)
+    for b in range(B):
+        xb = xi[b]
+        if len(in_shape) == 3:
+            xb = xb.transpose(0, 3, 2, 1)  # [T, C, H, W] -> [T, W, H, C]
+        data[..., b * window: b * window + T] = np.moveaxis(xb, 0, -1)
+    return data
+
+
+def _reset_state(net) -> None:
+    """Put every netx block at rest: LIF u = v = 0 and the Dense/Conv accumulation buffer
+    (the in-flight activation of Lava's one-step synaptic delay) = 0."""
+    for blk in net.layers:
+        for var in (getattr(blk.neuron, "u", None), getattr(blk.neuron, "v", None),
+                    getattr(blk.synapse, "a_buff", None), getattr(blk.synapse, "a_buf", None)):
+            if var is not None:
+                var.set(np.zeros(var.shape, dtype=np.int32))
+
+
 def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
-                 netx_path: str | os.PathLike | None = None,
-                 runtime_latency: int | None = None) -> np.ndarray:
+                 netx_path: str | os.PathLike | None = None, pad: int = 0) -> np.ndarray:
     """Run a fixed-point network in Lava's simulator (Loihi2SimCfg, select_tag='fixed_pt').
 
     Args:
         layers: the network (``stc.lava.layers``), exported to netx HDF5 for the run.
         x: integer input [B, T, *input_shape] (torch order (N,) or (C, H, W)); binary
             spikes, or graded payloads (non-negative ints, sent as graded spikes).
-        alignment: "aligned" (latency removed) or "runtime" (stc runtime fixed mode timing).
+        alignment: "aligned": the whole batch in one pipelined run (netx reset_interval = T,
+            staggered per layer), latency removed; equals
+            ``stc.lava.layers.reference_forward``. "runtime": each sample from rest (u, v and
+            the synaptic buffers set to 0 between samples, one compile for the batch), input
+            followed by ``pad`` zero steps, outputs of steps pad .. pad+T-1; equals the stc
+            runtime's fixed mode ``execute(..., align=pad)`` bit for bit, biases included.
         netx_path: use this netx file instead of writing ``layers`` to a temporary one.
-        runtime_latency: the shift applied by alignment "runtime": the graph's number of
-            Linear/Conv2d nodes (pooling layers add Lava latency but none in the runtime);
-            defaults to the number of synapse layers in ``layers``.
+        pad: trailing zero steps for alignment "runtime" (the runtime's ``fixed_delay``).
 
     Returns:
         uint8 output spikes [B, T, *output_shape] of the last layer.
 
     Raises:
-        TypeError / ValueError: bad ``x`` or ``alignment``.
+        TypeError / ValueError: bad ``x``, ``alignment`` or ``pad``.
         LavaMissingError: Lava is not installed.
-        Any error of the Lava run, after Lava has been stopped.
+        Any error of the Lava run (or KeyboardInterrupt), after Lava has been stopped.
     """
     if alignment not in ("aligned", "runtime"):
         raise ValueError(f"alignment must be 'aligned' or 'runtime', got {alignment!r}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ValueError(f"pad must be an int >= 0, got {pad!r}")
     validate_layers(layers)
     in_shape = tuple(layers[0].shape)
     xi = _check_input(x, in_shape)
@@ -128,28 +156,31 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    steps = B * T + latency
-    # source data: [*netx_in_shape, steps]; samples back to back, latency zero steps after
-    flat = xi.reshape(B * T, *in_shape)
-    if len(in_shape) == 3:
-        flat = flat.transpose(0, 3, 2, 1)  # [BT, C, H, W] -> [BT, W, H, C]
-    data = np.zeros(_to_netx(in_shape) + (steps,), dtype=np.int32)
-    data[..., : B * T] = np.moveaxis(flat, 0, -1)
+    pipelined = alignment == "aligned"
+    window = T if pipelined else T + int(pad)
+    steps = B * T + latency if pipelined else B * window
+    data = _source_data(xi, in_shape, window, steps)
+    reset = dict(reset_interval=T, reset_offset=1) if pipelined else {}
 
     with contextlib.ExitStack() as stack:
         if netx_path is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="stc-netx-"))
             netx_path = os.path.join(tmp, "network.net")
             write_netx(layers, netx_path)
-        net = netx.hdf5.Network(net_config=str(netx_path), input_message_bits=bits,
-                                reset_interval=T, reset_offset=1)
+        net = netx.hdf5.Network(net_config=str(netx_path), input_message_bits=bits, **reset)
         src = Source(data=data)
         sink = Sink(shape=_to_netx(out_shape), buffer=steps)
         src.s_out.connect(net.inp)
         net.out.connect(sink.a_in)
+        cfg = Loihi2SimCfg(select_tag="fixed_pt")
         try:
-            net.run(condition=RunSteps(num_steps=steps),
-                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            if pipelined:
+                net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+            else:
+                for b in range(B):
+                    if b:
+                        _reset_state(net)
+                    net.run(condition=RunSteps(num_steps=window), run_cfg=cfg)
             got = np.asarray(sink.data.get())
         finally:  # also on KeyboardInterrupt: never leave Lava's worker processes running
             with contextlib.suppress(Exception):
@@ -158,15 +189,9 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
     got = np.moveaxis(got, -1, 0)
     if len(out_shape) == 3:
         got = got.transpose(0, 3, 2, 1)
-    out = np.stack([got[b * T + latency: b * T + latency + T] for b in range(B)])
-    out = (out != 0).astype(np.uint8)
-    if alignment == "runtime":
-        shift = latency if runtime_latency is None else int(runtime_latency)
-        shifted = np.zeros_like(out)
-        if shift < T:
-            shifted[:, shift:] = out[:, : T - shift]
-        out = shifted
-    return out
+    first = latency if pipelined else int(pad)
+    out = np.stack([got[b * window + first: b * window + first + T] for b in range(B)])
+    return (out != 0).astype(np.uint8)
 
 
 def run_loihi(layers: list, x: np.ndarray, **kwargs) -> np.ndarray:
@@ -195,12 +220,13 @@ class LavaExecutable:
 
     ``infer({input_name: x})`` takes x [B, *input_shape] (repeated over the mapping's T steps,
     direct encoding) or [B, T, *input_shape] when the graph input is temporal; integer values.
-    Returns ``{output_name: y}`` as FP32, batch-first, like ``stc.runtime``'s fixed mode with
-    its delay alignment (``fixed_delay`` zero steps padded, first steps dropped): the mean over
-    T of the output spikes [B, *out] when the graph ends with TimeMean, else the spikes
-    [B, T, *out]. Bit-identical to the runtime when no LoihiCubaLIF has a bias (a bias-free
-    neuron at rest stays at rest, so Lava's pipelined timing and the runtime's padded timing
-    agree). ``last_spike_count``: output spikes of the last call.
+    Returns ``{output_name: y}`` as FP32, batch-first, as ``stc.runtime``'s fixed mode
+    (alignment "runtime" of :func:`run_lava_sim` with pad = Lava's latency): the mean over T
+    of the output spikes [B, *out] when the graph ends with TimeMean, else the spikes
+    [B, T, *out]. Bit-identical to the runtime whenever pad equals the runtime's
+    ``fixed_delay`` (no pooling); a pooling layer adds one step in Lava only, which is still
+    exact when the layers after it have no bias (a bias-free neuron at rest stays at rest).
+    ``last_spike_count``: output spikes of the last call.
     """
 
     def __init__(self, mapping, backend: str = "lava-sim", name: str = "model",
@@ -243,7 +269,10 @@ class LavaExecutable:
         if not self._temporal:
             x = np.repeat(x[:, None], self._T, axis=1)
         run = run_lava_sim if self.backend == "lava-sim" else run_loihi
-        spikes = run(self._layers, x, alignment="aligned", netx_path=self._netx)
+        # Lava's latency: the graph's Linear/Conv2d plus one step per pooling layer (an OR /
+        # sum neuron layer on Loihi, delay-free in the runtime); equal without pooling
+        spikes = run(self._layers, x, alignment="runtime", netx_path=self._netx,
+                     pad=len(synapse_layers(self._layers)))
         self.last_spike_count = int(spikes.sum())
         out = spikes.mean(axis=1, dtype=np.float32) if self._time_mean else \
             spikes.astype(np.float32)

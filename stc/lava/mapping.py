@@ -50,7 +50,7 @@ class NetxNetwork:
     """A graph's spiking chain as netx layers plus how to feed and read it."""
 
     layers: list
-    time_steps: int
+    time_steps: int  # T of the Repeat encoder; 0 for a temporal input (T comes with x)
     temporal_input: bool
     time_mean: bool
     input_name: str
@@ -135,7 +135,7 @@ def graph_to_layers(graph, tensors=None) -> NetxNetwork:
                                "encoder before the first synapse layer")
         T = int(reps[0].time_steps)
     else:
-        T = int(graph.metadata.get("time_steps", 0)) or None
+        T = int(graph.metadata.get("time_steps", 0))  # 0: T comes with each input
     layers: list = [InputLayer(tuple(int(s) for s in inp.shape))]
     owner = [inp.name]
     shape = tuple(layers[0].shape)
@@ -239,8 +239,6 @@ def graph_to_layers(graph, tensors=None) -> NetxNetwork:
                            "needs a LoihiCubaLIF (lava-sim reads output spikes only)")
     if pending_pool is not None:
         raise MappingError(f"node {pending_pool[0].name!r}: sum pooling needs a LoihiCubaLIF")
-    if T is None:
-        raise MappingError("temporal input: set graph.metadata['time_steps'] to T")
     try:
         validate_layers(layers)
     except (TypeError, ValueError) as e:

@@ -74,8 +74,9 @@ def mlp_graph(layers, T, time_mean=True) -> Graph:
         g.add(N.Linear(name=f"fc{i}", inputs=[prev], shape=(o,), in_features=k,
                        out_features=o), weight=torch.tensor(lay.weight))
         nu = lay.neuron
+        bias = None if lay.bias is None else torch.tensor(lay.bias)
         g.add(N.LoihiCubaLIF(name=f"lif{i}", inputs=[f"fc{i}"], shape=(o,), i_decay=nu.i_decay,
-                             v_decay=nu.v_decay, v_th_mant=nu.v_th_mant))
+                             v_decay=nu.v_decay, v_th_mant=nu.v_th_mant), bias=bias)
         prev = f"lif{i}"
     if time_mean:
         g.add(N.TimeMean(name="tm", inputs=[prev], shape=(layers[-1].shape[0],)))
