@@ -25,7 +25,7 @@ from stc.proto._pool import POOL
 from stc.server.auth import TokenAuthInterceptor
 from stc.server.inference_service import InferenceServicer, ServerState
 from stc.server.metrics import ServerMetrics
-from stc.server.repository import BACKENDS, Loader, ModelRepository
+from stc.server.repository import BACKENDS, Loader, ModelRepository, runtime_loader
 from stc.server.repository_service import RepositoryServicer
 
 log = logging.getLogger("stc.server")
@@ -51,6 +51,9 @@ class ServerConfig:
         shutdown_delay_s: NOT_SERVING period before refusing RPCs; grace_s: drain time.
         tls_cert, tls_key: PEM files enabling TLS; token: enables Bearer-token auth.
         metrics_port: Prometheus HTTP port (None = off).
+        numerics: "float" | "fixed" | None (bundle default), passed to load_bundle.
+        public_key: Ed25519 public key file; when set every bundle (on disk or uploaded)
+            must carry a valid signature, else it is rejected.
     """
 
     host: str = "127.0.0.1"
@@ -69,6 +72,8 @@ class ServerConfig:
     tls_key: str | None = None
     token: str | None = None
     metrics_port: int | None = None
+    numerics: str | None = None
+    public_key: str | None = None
 
     def validate(self) -> ServerConfig:
         """Raise ValueError naming the first bad field; return self."""
@@ -84,6 +89,8 @@ class ServerConfig:
         for name in ("request_timeout_s", "grace_s"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0 s, got {getattr(self, name)}")
+        if self.numerics not in (None, "float", "fixed"):
+            raise ValueError(f"numerics must be 'float', 'fixed' or None; got {self.numerics!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
         return self
@@ -105,7 +112,8 @@ class InferenceServer:
     Args:
         config: ServerConfig.
         repository: a ModelRepository, or a folder (then one is built with ``loader``).
-        loader: ``path -> Executable``; default stc.runtime.load_bundle with config.backend.
+        loader: ``path -> Executable``; default stc.runtime.load_bundle with config.backend,
+            config.numerics and config.public_key.
 
     Raises:
         ValueError: invalid config.
@@ -119,6 +127,8 @@ class InferenceServer:
             self.metrics = repository.metrics
         else:
             self.metrics = ServerMetrics()
+            loader = loader or runtime_loader(config.backend, config.numerics,
+                                              config.public_key)
             self.repository = ModelRepository(
                 repository, loader, backend=config.backend, max_batch=config.max_batch,
                 max_delay_ms=config.max_delay_ms, queue_size=config.queue_size,

@@ -34,6 +34,10 @@ def serve(
     grace_s: float = typer.Option(10.0, "--grace-s", help="drain time on shutdown (s)"),
     shutdown_delay_s: float = typer.Option(0.0, "--shutdown-delay-s",
                                            help="NOT_SERVING period before refusing RPCs (s)"),
+    numerics: str = typer.Option(None, "--numerics",
+                                 help="float | fixed (default: each bundle's own)"),
+    public_key: str = typer.Option(None, "--public-key",
+                                   help="Ed25519 public key: accept only bundles signed with it"),
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
     tritonclient.grpc) plus stc's bundle-upload service, health checking and reflection."""
@@ -43,7 +47,8 @@ def serve(
     from stc.server.app import InferenceServer, ServerConfig
     from stc.server.logs import configure_json_logging
 
-    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
+                       ("--public-key", public_key)):
         if path is not None and not Path(path).is_file():
             raise typer.BadParameter(f"{flag} {path} is not a file")
     try:
@@ -54,7 +59,7 @@ def serve(
             request_timeout_s=request_timeout_s, grace_s=grace_s,
             shutdown_delay_s=shutdown_delay_s,
             tls_cert=tls_cert, tls_key=tls_key, token=token,
-            metrics_port=metrics_port).validate()
+            metrics_port=metrics_port, numerics=numerics, public_key=public_key).validate()
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     configure_json_logging()

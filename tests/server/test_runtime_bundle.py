@@ -21,7 +21,7 @@ import tritonclient.grpc as grpcclient
 from stc.server.app import InferenceServer, ServerConfig
 from torch import nn
 
-from stc.bundle import write_bundle
+from stc.bundle import generate_keypair, write_bundle
 from stc.client import Client
 from stc.ir.frontends.torch import from_torch
 from stc.nn.neurons import LIF
@@ -30,11 +30,11 @@ from stc.runtime import load_bundle
 D_IN, D_OUT, T = 6, 5, 4
 
 
-def _bundle(path: Path, seed: int, version: str = "1") -> Path:
+def _bundle(path: Path, seed: int, version: str = "1", private_key: bytes | None = None) -> Path:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(D_IN, D_OUT), LIF(backend="torch")).eval()
     return write_bundle(path, from_torch(model, (D_IN,), time_steps=T), name="tiny",
-                        version=version)
+                        version=version, private_key=private_key)
 
 
 def _x(batch: int, seed: int) -> np.ndarray:
@@ -84,6 +84,32 @@ def test_real_bundle_served_equals_in_process(bundle_repo, tmp_path):
             sc.upload(good, "tiny", "1")  # hot replace with a valid bundle
             want2 = load_bundle(good).infer({"input": x})["output"]
             np.testing.assert_array_equal(sc.infer("tiny", {"input": x})["output"], want2)
+    finally:
+        server.stop(grace=2)
+
+
+def test_public_key_rejects_unsigned_and_foreign_bundles(tmp_path):
+    priv, pub = generate_keypair()
+    other_priv, _ = generate_keypair()
+    (tmp_path / "pub.pem").write_bytes(pub)
+    root = tmp_path / "repo"
+    (root / "tiny" / "1").mkdir(parents=True)
+    _bundle(root / "tiny" / "1" / "model.stcb", seed=0, private_key=priv)
+    cfg = ServerConfig(host="127.0.0.1", port=0, public_key=str(tmp_path / "pub.pem"))
+    server = InferenceServer(cfg, root)
+    server.start()
+    try:
+        x = _x(1, seed=2)
+        with Client(f"127.0.0.1:{server.port}") as c:
+            signed = load_bundle(root / "tiny" / "1" / "model.stcb", public_key=pub)
+            np.testing.assert_array_equal(c.infer("tiny", {"input": x})["output"],
+                                          signed.infer({"input": x})["output"])
+            for name, key in (("unsigned", None), ("foreign", other_priv)):
+                path = _bundle(tmp_path / f"{name}.stcb", seed=4, private_key=key)
+                with pytest.raises(grpc.RpcError) as e:
+                    c.upload(path, "tiny", "2")
+                assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert c.metadata_of("tiny")["versions"] == ["1"]
     finally:
         server.stop(grace=2)
 
