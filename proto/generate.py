@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 PROTO_DIR = Path(__file__).resolve().parent
-PROTO_FILES = ("inference.proto", "stc_repository.proto")
+# Every .proto in this folder (inference.proto, stc_repository.proto, and any service added
+# later, e.g. for edge nodes), in sorted order.
+PROTO_FILES = tuple(sorted(p.name for p in PROTO_DIR.glob("*.proto")))
 VIRTUAL_PREFIX = "stc/proto"
 
 
