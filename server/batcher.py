@@ -16,8 +16,10 @@ the server otherwise idle runs directly in its handler thread, so a lone client 
 ``max_delay_ms`` nor the thread hand-offs.
 
 Requests whose future was cancelled (client disconnected) or whose deadline passed are dropped
-before the batch runs. ``submit`` raises RESOURCE_EXHAUSTED when ``queue_size`` requests are
-already waiting, and UNAVAILABLE once ``close`` has begun.
+before the batch runs. A running ``infer`` is never interrupted: a request that runs in its
+handler thread (inline or idle path) answers when the run ends, even past its deadline (the
+client's own gRPC deadline still fires on time). ``submit`` raises RESOURCE_EXHAUSTED when
+``queue_size`` requests are already waiting, and UNAVAILABLE once ``close`` has begun.
 """
 
 from __future__ import annotations

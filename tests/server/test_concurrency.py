@@ -12,6 +12,7 @@ import pytest
 import stc_server_testnet as net
 import tritonclient.grpc as grpcclient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tritonclient.utils import InferenceServerException
 
 from stc.client import Client
 
@@ -94,6 +95,16 @@ def test_deadline_exceeded(start_server, tmp_path):
         with pytest.raises(grpc.RpcError) as e:
             c.infer("lif", {"x": net.make_input(1)}, timeout=0.1)
         assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # Triton's request parameter "timeout" (microseconds), as tritonclient sends it
+    c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    x = net.make_input(1)
+    inp = grpcclient.InferInput("x", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    t0 = time.monotonic()
+    with pytest.raises(InferenceServerException) as e:
+        c.infer("lif", [inp], timeout=50_000)
+    assert str(e.value.status()) == "StatusCode.DEADLINE_EXCEEDED"
+    assert time.monotonic() - t0 < 0.28  # answered before the 300 ms model finished
 
 
 def test_graceful_shutdown_drains_and_health_not_serving(start_server, tmp_path):
