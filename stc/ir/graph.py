@@ -261,7 +261,7 @@ def _node_from_dict(index: int, d: object) -> Node:
     op, name = d.get("op"), d.get("name")
     if not isinstance(name, str) or not name:
         raise GraphError(f"node #{index}: 'name' must be a non-empty string")
-    if op not in NODE_TYPES:
+    if not isinstance(op, str) or op not in NODE_TYPES:
         raise GraphError(f"node {name!r}: unknown op {op!r}")
     cls = NODE_TYPES[op]
     inputs, shape, params = d.get("inputs", []), d.get("shape", []), d.get("params", {})
@@ -296,11 +296,12 @@ def _coerce(node: str, key: str, value: object, default: object) -> object:
             raise bad
         return value
     if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(_is_int(v) for v in value):
+        if (not isinstance(value, list) or len(value) != len(default)
+                or not all(_is_int(v) and 0 <= v <= 1 << 16 for v in value)):
             raise bad
         return tuple(value)
     if _is_int(default):
-        if not _is_int(value):
+        if not _is_int(value) or abs(value) > 1 << 31:
             raise bad
         return value
     if isinstance(default, float) or default is None:

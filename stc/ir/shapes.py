@@ -41,8 +41,8 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
                 if ts is not None and ts != (node.num_features,):
                     raise fail(f"parameter {slot!r} has shape {ts}, "
                                f"expected ({node.num_features},)")
-        if op == "Repeat" and node.time_steps < 1:
-            raise fail(f"time_steps must be >= 1, got {node.time_steps}")
+        if op == "Repeat" and not 1 <= node.time_steps <= 100_000:
+            raise fail(f"time_steps must be in 1..100000, got {node.time_steps}")
         return x
     if op in ("CubaLIF", "LoihiCubaLIF"):
         for slot in node.params:
@@ -68,8 +68,10 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         c, h, w = x
         k, s, p = node.kernel_size, node.stride, node.padding
         d = node.dilation if op == "Conv2d" else (1, 1)
-        if min(*k, *s) < 1 or min(p) < 0:
-            raise fail("kernel_size and stride must be >= 1 and padding >= 0")
+        if min(*k, *s, *d) < 1 or min(p) < 0:
+            raise fail("kernel_size, stride and dilation must be >= 1 and padding >= 0")
+        if op == "Pool2d" and (2 * p[0] > k[0] or 2 * p[1] > k[1]):
+            raise fail(f"padding {p} must be at most half of kernel_size {k}")
         ho, wo = _conv_out(h, k[0], s[0], p[0], d[0]), _conv_out(w, k[1], s[1], p[1], d[1])
         if ho < 1 or wo < 1:
             raise fail(f"output would be empty for input {x}")
