@@ -113,7 +113,8 @@ def _reset_state(net) -> None:
 
 
 def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
-                 netx_path: str | os.PathLike | None = None, pad: int = 0) -> np.ndarray:
+                 netx_path: str | os.PathLike | None = None, pad: int = 0,
+                 hardware: bool = False) -> np.ndarray:
     """Run a fixed-point network in Lava's simulator (Loihi2SimCfg, select_tag='fixed_pt').
 
     Args:
@@ -128,6 +129,7 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
             runtime's fixed mode ``execute(..., align=pad)`` bit for bit, biases included.
         netx_path: use this netx file instead of writing ``layers`` to a temporary one.
         pad: trailing zero steps for alignment "runtime" (the runtime's ``fixed_delay``).
+        hardware: run with Loihi2HwCfg on a Loihi 2 system instead (use :func:`run_loihi`).
 
     Returns:
         uint8 output spikes [B, T, *output_shape] of the last layer.
@@ -172,7 +174,12 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
         sink = Sink(shape=_to_netx(out_shape), buffer=steps)
         src.s_out.connect(net.inp)
         net.out.connect(sink.a_in)
-        cfg = Loihi2SimCfg(select_tag="fixed_pt")
+        if hardware:
+            from lava.magma.core.run_configs import Loihi2HwCfg
+
+            cfg = Loihi2HwCfg()
+        else:
+            cfg = Loihi2SimCfg(select_tag="fixed_pt")
         try:
             if pipelined:
                 net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
@@ -197,13 +204,15 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
 def run_loihi(layers: list, x: np.ndarray, **kwargs) -> np.ndarray:
     """Run on Loihi 2 hardware with Loihi2HwCfg (needs lava-loihi; see :func:`require_loihi`).
 
+    Same arguments and result as :func:`run_lava_sim` (which it calls with ``hardware=True``).
+    NOT validated on hardware by stc (no Loihi 2 system was available): the ring-buffer
+    source and sink run as host processes next to the netx blocks on the chip.
+
     Raises:
         LoihiUnavailableError: lava-loihi is missing (names it and offers "lava-sim").
     """
     require_loihi()
-    raise LoihiUnavailableError(  # pragma: no cover - needs INRC hardware
-        "lava-loihi is installed, but stc's Loihi2HwCfg path has not been validated on "
-        "hardware yet; use backend='lava-sim'")
+    return run_lava_sim(layers, x, hardware=True, **kwargs)  # pragma: no cover - needs INRC
 
 
 @dataclass
