@@ -7,8 +7,8 @@ other as ``from stc.proto import X_pb2``. One post-processing step follows: each
 registers its file in stc's private descriptor pool (``stc.proto._pool.POOL``) instead of
 protobuf's default pool, because tritonclient registers the same ``inference.*`` symbols there
 (see _pool.py). Output is deterministic for one grpcio-tools version;
-``tests/server/test_proto_generated.py`` regenerates into a temporary folder and fails if the
-committed files differ byte for byte.
+``tests/server/test_server_protocol_details.py`` regenerates into a temporary folder and fails
+if the committed files differ byte for byte.
 
 Raises:
     RuntimeError: protoc (grpc_tools.protoc) reports an error.
