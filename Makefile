@@ -33,5 +33,8 @@ demo: venv
 bench: venv
 	$(BIN)/python -m benchmarks.run_all
 
+proto: venv
+	$(BIN)/python -m stc.proto.generate
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
