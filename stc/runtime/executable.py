@@ -36,12 +36,20 @@ class Executable:
     graph's Repeat encoder presents them for T steps) or [B, T, *shape] for temporal inputs,
     and returns batch-first outputs ([B, *shape], or [B, T, *shape] for spike-train outputs).
     ``last_result`` keeps the outputs' spike statistics of the latest call.
+
+    On CUDA with ``cuda_graphs=True``, float runs with a batch of at most
+    ``CUDA_GRAPH_MAX_BATCH`` are captured once per input shape into a CUDA graph and replayed
+    (no spike statistics on those runs). Capture is guarded: if anything in the graph cannot
+    be captured (e.g. a host sync inside an op), that shape falls back to eager execution.
     """
+
+    CUDA_GRAPH_MAX_BATCH = 8
 
     def __init__(self, graph: Graph, *, name: str = "model", version: str = "1",
                  inputs: list[TensorSpec] | None = None,
                  outputs: list[TensorSpec] | None = None, device: str = "cpu",
-                 numerics: str = "float", kernel_backend: str | None = None) -> None:
+                 numerics: str = "float", kernel_backend: str | None = None,
+                 cuda_graphs: bool = True) -> None:
         check_choice("numerics", numerics, ("float", "fixed"))
         check_choice("device", device, ("cpu", "cuda"))
         if device == "cuda" and not torch.cuda.is_available():
@@ -63,6 +71,9 @@ class Executable:
         self._align = fixed_delay(graph) if numerics == "fixed" else 0
         self.last_result: RunResult | None = None
         self._cache: dict = {}
+        self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        self._graphs: dict = {}
+        self._graph_failed: set = set()
         self._closed = False
 
     def run(self, inputs: dict[str, torch.Tensor | np.ndarray], *, time_steps: int | None = None,
@@ -99,12 +110,53 @@ class Executable:
             if node.temporal:
                 t = t.transpose(0, 1).contiguous()
             feeds[name] = t
+        batch = next(iter(feeds.values())).shape[1 if want[next(iter(feeds))].temporal else 0]
+        if (self.cuda_graphs and not record_spikes and self.numerics == "float"
+                and batch <= self.CUDA_GRAPH_MAX_BATCH):
+            res = self._run_graphed(feeds, time_steps)
+            if res is not None:
+                self.last_result = res
+                return res
         with torch.no_grad():
             res = execute(self.graph, feeds, numerics=self.numerics,
                           kernel_backend=self.kernel_backend, time_steps=time_steps,
                           record_spikes=record_spikes, align=self._align, cache=self._cache)
         self.last_result = res
         return res
+
+    def _run_graphed(self, feeds: dict[str, torch.Tensor],
+                     time_steps: int | None) -> RunResult | None:
+        """Replay (capturing on first use) a CUDA graph for these input shapes; None when the
+        graph cannot be captured (then the caller runs eagerly)."""
+        key = (tuple((k, tuple(v.shape)) for k, v in sorted(feeds.items())), time_steps)
+        if key in self._graph_failed:
+            return None
+        entry = self._graphs.get(key)
+        if entry is None:
+            def step(static):
+                return execute(self.graph, static, numerics="float",
+                               kernel_backend=self.kernel_backend, time_steps=time_steps,
+                               cache=self._cache, stats=False)
+            try:
+                static = {k: v.clone() for k, v in feeds.items()}
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.no_grad(), torch.cuda.stream(side):
+                    for _ in range(2):  # warm-up: kernel compilation, module building
+                        step(static)
+                torch.cuda.current_stream().wait_stream(side)
+                cg = torch.cuda.CUDAGraph()
+                with torch.no_grad(), torch.cuda.graph(cg):
+                    out = step(static)
+            except Exception:  # any capture failure: remember and run eagerly
+                self._graph_failed.add(key)
+                return None
+            entry = self._graphs[key] = (cg, static, out)
+        cg, static, out = entry
+        for k, v in feeds.items():
+            static[k].copy_(v)
+        cg.replay()
+        return RunResult(outputs={k: v.clone() for k, v in out.outputs.items()})
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Batch-first numpy in, batch-first float32 numpy out (see class docstring)."""
@@ -121,6 +173,7 @@ class Executable:
         self._closed = True
         self.graph = Graph()
         self._cache.clear()
+        self._graphs.clear()
 
 
 def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None = None,

@@ -132,7 +132,7 @@ def fixed_delay(graph: Graph) -> int:
 def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "float",
             kernel_backend: str = "torch", time_steps: int | None = None,
             record_spikes: bool = False, align: int = 0,
-            cache: dict | None = None) -> RunResult:
+            cache: dict | None = None, stats: bool = True) -> RunResult:
     """Run ``graph`` (already verified) on ``feeds`` (Input name -> tensor, T-first when the
     input is temporal: [T, B, *shape], else [B, *shape]).
 
@@ -146,6 +146,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             first ``align`` steps at TimeMean / temporal Outputs, so that a network with
             ``align`` = :func:`fixed_delay` layers of synaptic delay lines up with float mode.
         cache: a dict to keep rebuilt attention modules between calls (Executable passes one).
+        stats: count spikes (a host sync per layer; off while capturing a CUDA graph).
 
     Raises:
         ValueError: a missing feed, a wrong feed shape, a node the numerics cannot run.
@@ -257,7 +258,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             else:
                 mod = cache[key]
             y = mod(x.contiguous())
-            if n.kind != "sdsa":
+            if n.kind != "sdsa" and stats:
                 cnt = int(y.sum().item())
                 res.spike_counts[n.name] = cnt
                 res.firing_rates[n.name] = cnt / max(1, y.numel())
@@ -283,7 +284,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 y = _cuba_loop(graph, n, x)
             else:
                 y = _loihi(graph, n, x, kernel_backend)
-            if not (op == "CubaLIF" and n.output == "v"):
+            if stats and not (op == "CubaLIF" and n.output == "v"):
                 cnt = int(y.sum().item())
                 res.spike_counts[n.name] = cnt
                 res.firing_rates[n.name] = cnt / max(1, y.numel())

@@ -76,11 +76,20 @@ def test_gpu_without_cuda_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.gpu
-def test_gpu_equals_cpu(tmp_path):
+def test_gpu_cuda_graphs_equal_eager_and_cpu(tmp_path):
     p = write_bundle(tmp_path / "m.stcb", from_torch(mlp(), (5,)), name="mlp")
-    x = {"input": np.random.default_rng(1).random((3, 5)).astype(np.float32)}
-    np.testing.assert_array_equal(load_bundle(p, backend="gpu").infer(x)["output"],
-                                  load_bundle(p, backend="cpu").infer(x)["output"])
+    cpu = load_bundle(p, backend="cpu")
+    graphed = load_bundle(p, backend="gpu")
+    eager = load_bundle(p, backend="gpu")
+    eager.cuda_graphs = False
+    for batch in (3, 32):  # 3: CUDA-graph path (or its guarded fallback); 32: eager
+        for seed in (1, 2):  # the second call replays the captured graph
+            x = {"input": np.random.default_rng(seed).random((batch, 5)).astype(np.float32)}
+            y = graphed.infer(x)["output"]
+            np.testing.assert_array_equal(y, eager.infer(x)["output"])
+            # CPU (torch LIF) vs GPU (Triton LIF, cuBLAS): rates may differ where a membrane
+            # lands within rounding of v_th; allow a few such flips
+            assert np.abs(y - cpu.infer(x)["output"]).mean() < 0.02
 
 
 def test_temporal_nir_graph_is_batch_first():
