@@ -109,3 +109,57 @@ def test_dt_is_required_and_checked():
         from_nir(graph, dt=0.0)
     with pytest.raises(MappingError, match="dt"):
         from_nir(graph, dt=1.0)  # dt > tau: unstable Euler step
+
+
+def test_conv_pool_flatten_scale_if_li_against_formulas():
+    """Conv2d -> SumPool2d -> Flatten -> Scale -> Affine -> IF, and a LI readout, against a
+    direct torch evaluation of NIR's equations with forward Euler at dt."""
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(2, 1, 3, 3)).astype(np.float32)
+    cb = rng.normal(size=2).astype(np.float32)
+    aw = rng.normal(size=(3, 8)).astype(np.float32)
+    ab = rng.normal(size=3).astype(np.float32)
+    scale = rng.uniform(0.5, 2, size=8).astype(np.float32)
+    r_if = np.full(3, 400.0, np.float32)
+    v_th = np.full(3, 0.8, np.float32)
+    tau_li = np.full(3, 5e-3, np.float32)
+    dt = 1e-3
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+               "conv": nir.Conv2d(input_shape=(4, 4), weight=w, stride=1, padding=1,
+                                  dilation=1, groups=1, bias=cb),
+               "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                     padding=np.array([0, 0])),
+               "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0),
+               "scale": nir.Scale(scale=scale),
+               "fc": nir.Affine(weight=aw, bias=ab),
+               "if": nir.IF(r=r_if, v_threshold=v_th, v_reset=np.zeros(3, np.float32)),
+               "li": nir.LI(tau=tau_li, r=np.ones(3, np.float32), v_leak=np.zeros(3, np.float32)),
+               "out_s": nir.Output(output_type={"output": np.array([3])}),
+               "out_v": nir.Output(output_type={"output": np.array([3])})},
+        edges=[("input", "conv"), ("conv", "pool"), ("pool", "flat"), ("flat", "scale"),
+               ("scale", "fc"), ("fc", "if"), ("if", "out_s"), ("fc", "li"), ("li", "out_v")])
+    g = from_nir(graph, dt=dt)
+    x = torch.rand(6, 2, 1, 4, 4)
+    res = execute(g, {"input": x}).outputs
+    cur = []
+    for t in range(6):
+        y = F.conv2d(x[t], torch.from_numpy(w), torch.from_numpy(cb), padding=1)
+        y = F.avg_pool2d(y, 2) * 4
+        y = y.flatten(1) * torch.from_numpy(scale)
+        cur.append(y @ torch.from_numpy(aw).T + torch.from_numpy(ab))
+    v_if = torch.zeros(2, 3)
+    v_li = torch.zeros(2, 3)
+    spikes, vs = [], []
+    for t in range(6):
+        v_if = v_if + dt * 400.0 * cur[t]
+        s = v_if > 0.8
+        v_if = torch.where(s, torch.zeros_like(v_if), v_if)
+        spikes.append(s.float())
+        v_li = v_li + dt / 5e-3 * (-v_li + cur[t])
+        vs.append(v_li)
+    assert torch.stack(spikes).sum() > 0
+    torch.testing.assert_close(res["out_s"], torch.stack(spikes), rtol=0, atol=0)
+    torch.testing.assert_close(res["out_v"], torch.stack(vs), rtol=1e-5, atol=1e-6)
