@@ -43,7 +43,9 @@ def markdown(result: dict, command: str) -> str:
     cfg = result["config"]
     lines = [
         "# stc end-to-end inference benchmark", "",
-        f"- device: **{env['device']}** ({env['platform']})",
+        f"- device: **{env['device']}** ({env['platform']}); torch threads "
+        f"{env.get('torch_threads')}, {env.get('cpu_count')} CPUs, 1-min load average at "
+        f"start {env.get('load_average_1min_at_start')} (a shared machine makes timings noisy)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
         f"- command: `{command}`",
         f"- input: random images {cfg['img_size']}x{cfg['img_size']}, T = {cfg['T']}, "

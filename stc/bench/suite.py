@@ -13,6 +13,7 @@ Every figure that cannot be produced here is listed under ``missing`` with the r
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -44,6 +45,8 @@ class BenchConfig:
         encoding_times_T: the formula's choice for the encoding layer (see stc.energy.formula).
         loihi_timestep_s: ASSUMED Loihi timestep duration for the static-power term (s).
         seed: RNG seed for weights and the random input images.
+        threads: torch intra-op CPU threads during the run (None: leave torch's setting).
+            On a shared CPU, 1 thread avoids OpenMP spin-wait slowdowns (measured 20x).
     """
 
     models: tuple[str, ...] = GPU_MODELS
@@ -61,12 +64,13 @@ class BenchConfig:
     encoding_times_T: bool = True
     loihi_timestep_s: float = 1e-3
     seed: int = 0
+    threads: int | None = None
 
 
 def small_cpu_config() -> BenchConfig:
     """The reduced CPU run: the three GPU presets at 32 x 32 input, batch 1..8, few repeats."""
     return BenchConfig(img_size=32, batch_sizes=(1, 2, 4, 8), device="cpu", warmup=1,
-                       repeats=3)
+                       repeats=5, threads=1)
 
 
 def environment(device: torch.device) -> dict:
@@ -79,8 +83,10 @@ def environment(device: torch.device) -> dict:
                 "torch": torch.__version__, "numpy": numpy.__version__}
     for mod in ("triton", "spikingjelly"):
         try:
-            m = __import__(mod)
-            versions[mod] = getattr(m, "__version__", "installed")
+            from importlib.metadata import version
+
+            __import__(mod)
+            versions[mod] = version(mod)
         except Exception:  # noqa: BLE001 - report what is importable
             versions[mod] = "not installed"
     if device.type == "cuda":
@@ -88,8 +94,10 @@ def environment(device: torch.device) -> dict:
     else:
         name = (f"CPU: {platform.processor() or platform.machine()}, "
                 f"{torch.get_num_threads()} threads")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {"device": name, "device_type": device.type, "platform": platform.platform(),
-            "versions": versions}
+            "versions": versions, "load_average_1min_at_start": load,
+            "cpu_count": os.cpu_count()}
 
 
 def _records(model: torch.nn.Module, x: torch.Tensor) -> tuple[list | None, str | None]:
@@ -101,20 +109,44 @@ def _records(model: torch.nn.Module, x: torch.Tensor) -> tuple[list | None, str 
         return list(stats.collect(model, x)), None
 
 
-def _mapping(model: torch.nn.Module) -> tuple[object | None, str | None]:
-    """A Lava mapping report (cores, chips) for ``model`` when stc.lava provides one."""
+def _mapping(model: torch.nn.Module, T: int) -> tuple[object | None, str | None]:
+    """The Lava mapping report (cores_used, chips_used) of ``model``, or why there is none.
+
+    Compiles with ``SpikeCompiler(target="lava-sim")`` and maps with ``stc.lava.map_graph``;
+    the transformers' attention and residual nodes have no netx form, so for them this
+    returns the MappingError's message.
+    """
     try:
-        import stc.lava as lava
-    except Exception as e:  # noqa: BLE001 - Lava import problems are reported, not raised
-        return None, f"stc.lava unavailable ({type(e).__name__}): no cores/chips"
-    fn = getattr(lava, "mapping_report", None)
-    if fn is None:
-        return None, ("stc.lava exposes no mapping_report(model): cores/chips unknown, "
-                      "Loihi static energy not charged")
-    try:
-        return fn(model), None
-    except Exception as e:  # noqa: BLE001 - a model the mapper rejects is a missing figure
-        return None, f"stc.lava.mapping_report failed: {type(e).__name__}: {e}"
+        from stc.compiler.api import SpikeCompiler
+        from stc.lava import map_graph
+
+        compiled = SpikeCompiler(target="lava-sim", time_steps=T).compile(model)
+        return map_graph(compiled.fixed_graph).allocation.report(), None
+    except Exception as e:  # noqa: BLE001 - an unmappable model is a missing figure
+        msg = str(e).splitlines()[0] if str(e) else ""
+        return None, (f"Loihi mapping unavailable ({type(e).__name__}: {msg[:160]}): cores/"
+                      "chips unknown, Loihi static energy not charged")
+
+
+def calibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics to those of one forward pass on ``x``.
+
+    Random-initialised models have running mean 0 / variance 1, which leaves most LIF neurons
+    silent (firing rate ~0), so the firing rates, energy counts and the prediction check would
+    be meaningless. Calibrating on the (random) benchmark input gives normalised
+    pre-activations and nonzero spiking, as in a trained network. Leaves the model in eval mode.
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(x)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
 
 
 def _energy(cfg: BenchConfig, model, x_rec) -> tuple[dict, list[str]]:
@@ -129,7 +161,7 @@ def _energy(cfg: BenchConfig, model, x_rec) -> tuple[dict, list[str]]:
                                   encoding_times_T=cfg.encoding_times_T).to_dict()
     rates = [r.in_firing_rate for r in recs if r.kind != "neuron" and not r.is_encoding_layer]
     out["mean_in_firing_rate"] = sum(rates) / len(rates) if rates else None
-    report, why = _mapping(model)
+    report, why = _mapping(model, cfg.T)
     if why:
         missing.append(why)
     counts = counts_from_records(recs, mapping=report)
@@ -183,8 +215,15 @@ def run_suite(cfg: BenchConfig, *, log: Callable[[str], None] = print) -> dict:
         result["missing"].append(
             "GPU figures (224 x 224, batch 1..256, measured GPU energy): no CUDA GPU in this "
             "run; these are CPU figures at the reduced sizes in 'config'")
-    for name in cfg.models:
-        result["models"][name] = _bench_model(cfg, name, device, sync, log)
+    saved_threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        result["environment"]["torch_threads"] = torch.get_num_threads()
+        for name in cfg.models:
+            result["models"][name] = _bench_model(cfg, name, device, sync, log)
+    finally:
+        torch.set_num_threads(saved_threads)
     return result
 
 
@@ -193,14 +232,15 @@ def _bench_model(cfg: BenchConfig, name: str, device: torch.device, sync, log) -
 
     torch.manual_seed(cfg.seed)
     model = create_model(name, img_size=cfg.img_size, T=cfg.T, **cfg.overrides)
-    model = model.to(device).eval()
+    model = model.to(device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    x_all = torch.rand(max(cfg.batch_sizes), model.config.in_channels, cfg.img_size,
+                       cfg.img_size, generator=gen).to(device)
+    calibrate_batchnorm(model, x_all[: max(2, min(8, len(x_all)))])
     base = spikingjelly_baseline(model).eval()
     n_params = sum(p.numel() for p in model.parameters())
     entry: dict = {"params_M": n_params / 1e6, "config": model.config.to_dict(),
                    "rows": [], "missing": []}
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x_all = torch.rand(max(cfg.batch_sizes), model.config.in_channels, cfg.img_size,
-                       cfg.img_size, generator=gen).to(device)
     agree_all = True
     with torch.no_grad():
         for b in cfg.batch_sizes:

@@ -202,7 +202,10 @@ def counts_from_records(
       * neuron updates: "neuron" records' ``flops`` (neurons per timestep) x T; a fraction
         ``active_fraction`` of them is charged as active (81 pJ), the rest as inactive (52 pJ).
         The default 1.0 is the upper bound.
-      * spike routing (within-tile spikes, hops) is not modelled from records (needs placement).
+      * spikes: when a neuron record has ``out_firing_rate`` (stc.models.stats does), its
+        output spikes (neurons x T x out_firing_rate) are charged as within-tile spikes
+        (1.7 pJ each, the cheapest route: a lower bound); hops between tiles are not modelled
+        (they need a placement).
 
     Args:
         records: layer records (see ``stc.energy.records``).
@@ -219,10 +222,13 @@ def counts_from_records(
     if not recs:
         raise ValueError("records is empty; expected at least one layer record")
     T = recs[0].T
-    syn = neu = 0.0
+    syn = neu = spikes = 0.0
     for r in recs:
         if r.kind == "neuron":
             neu += float(r.flops) * T
+            out_fr = getattr(r, "out_firing_rate", None)
+            if out_fr is not None:
+                spikes += float(r.flops) * T * float(out_fr)
         elif r.is_encoding_layer:
             syn += float(r.flops) * T
         else:
@@ -233,6 +239,7 @@ def counts_from_records(
         neuron_updates_active=neu * active_fraction,
         neuron_updates_inactive=neu * (1.0 - active_fraction),
         timesteps=T,
+        spikes_within_tile=spikes,
         cores=cores,
         chips=chips,
     )
@@ -312,6 +319,8 @@ def _loihi1(c: LoihiOpCounts, timestep_s: float | None) -> LoihiEnergy:
         notes.append("static energy NOT included (needs chips from a mapping and timestep_s)")
     if c.spikes_within_tile == 0 and c.hops_ew == 0 and c.hops_ns == 0:
         notes.append("spike routing (within-tile spikes, hops) not modelled")
+    elif c.hops_ew == 0 and c.hops_ns == 0:
+        notes.append("spikes charged as within-tile only (lower bound); tile hops not modelled")
     return LoihiEnergy(
         chip="loihi1", total_pj=dynamic + static, low_pj=dynamic + static, dynamic_pj=dynamic,
         static_pj=static, items=items, timestep_s=timestep_s if static else None,

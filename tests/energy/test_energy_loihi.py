@@ -21,6 +21,24 @@ def test_counts_from_records_hand():
     assert c.neuron_updates_active == pytest.approx(0.5 * 210 * 4)
     assert c.neuron_updates_inactive == pytest.approx(0.5 * 210 * 4)
     assert (c.cores, c.chips, c.timesteps) == (3, 1, 4)
+    assert c.spikes_within_tile == 0  # LayerRecord has no out_firing_rate
+
+
+def test_counts_use_out_firing_rate_for_spikes():
+    class Stats:  # stc.models.stats.LayerStats-like record, duck-typed
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    recs = [Stats(name="lif", kind="neuron", flops=100, in_firing_rate=0.0, T=4,
+                  is_encoding_layer=False, out_firing_rate=0.125),
+            Stats(name="fc", kind="fc", flops=1000, in_firing_rate=0.125, T=4,
+                  is_encoding_layer=False, out_firing_rate=None)]
+    c = counts_from_records(recs, mapping={"cores_used": 2, "chips_used": 1})
+    assert c.spikes_within_tile == pytest.approx(100 * 4 * 0.125)
+    assert c.synaptic_ops == pytest.approx(0.125 * 4 * 1000)
+    assert (c.cores, c.chips) == (2, 1)
+    e = estimate_loihi_energy(c)
+    assert e.total_pj == pytest.approx(500 * 23.6 + 400 * 81 + 50 * 1.7)
 
 
 def test_loihi1_estimate_hand():
