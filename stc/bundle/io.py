@@ -137,8 +137,11 @@ def write_bundle(path: str | Path, graph: Graph, *, name: str, version: str = "1
     """
     if not isinstance(name, str) or not name or not isinstance(version, str) or not version:
         raise ValueError("name and version must be non-empty strings")
+    if not isinstance(graph, Graph) or not (fixed_graph is None
+                                            or isinstance(fixed_graph, Graph)):
+        raise TypeError("graph and fixed_graph must be stc.ir.Graph objects")
     try:
-        graph.verify()
+        graph = graph.copy().verify()  # the caller's graph is left as it was
         if fixed_graph is not None:
             fixed_graph.verify()
     except GraphError as e:

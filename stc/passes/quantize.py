@@ -25,6 +25,7 @@ from stc.errors import MappingError
 from stc.ir import Graph, LoihiCubaLIF
 
 MAX_VTH_MANT = (1 << 17) - 1
+MAX_BIAS = 1 << 17
 
 
 @dataclass
@@ -50,9 +51,11 @@ class QuantReport:
                 "output_agreement": self.output_agreement}
 
 
-def _exponent(wmax: float, v_th: float) -> int:
+def _exponent(wmax: float, v_th: float, bmax: float) -> int:
+    """Largest e with max|w| 2^e <= 254, v_th 2^e <= 2^17 - 1 (Lava's unsigned 17-bit vth)
+    and max|b| 2^e < 2^17 (so that bias << 6 stays well inside the 24-bit state)."""
     e = 30 if wmax == 0 else math.floor(math.log2(254.0 / wmax))
-    while e > -30 and abs(v_th) * 2.0 ** e > MAX_VTH_MANT:
+    while e > -30 and (abs(v_th) * 2.0 ** e > MAX_VTH_MANT or bmax * 2.0 ** e >= MAX_BIAS):
         e -= 1
     return e
 
@@ -94,7 +97,8 @@ def quantize(graph: Graph, *, probe: torch.Tensor | None = None,
         w = g.param(syn, "weight").double() / div
         b = g.param(syn, "bias")
         b = None if b is None else b.double() / div
-        e = _exponent(float(w.abs().max()), neu.v_th)
+        e = _exponent(float(w.abs().max()), neu.v_th,
+                      0.0 if b is None else float(b.abs().max()))
         raw = torch.round(w * 2.0 ** e / 2) * 2
         w_int = raw.clamp(-256, 254)
         deq = w_int / 2.0 ** e
@@ -111,8 +115,10 @@ def quantize(graph: Graph, *, probe: torch.Tensor | None = None,
         fixed = LoihiCubaLIF(name=neu.name, inputs=list(neu.inputs), shape=neu.shape,
                              i_decay=4096, v_decay=min(4096, v_decay), v_th_mant=v_th_mant)
         if b is not None:
-            g.tensors[f"{neu.name}.bias"] = torch.round(b * 2.0 ** e).to(torch.int32) \
-                .reshape(-1, *([1] * (len(neu.shape) - 1))).expand(neu.shape).contiguous()
+            b_int = torch.round(b * 2.0 ** e).to(torch.int32)
+            if syn.OP == "Conv2d":  # per output channel: axis 0 of [C, H, W]
+                b_int = b_int.reshape(-1, *([1] * (len(neu.shape) - 1)))
+            g.tensors[f"{neu.name}.bias"] = b_int.expand(neu.shape).contiguous()
             fixed.params["bias"] = f"{neu.name}.bias"
         g.nodes[g.nodes.index(neu)] = fixed
     g.prune_tensors()
