@@ -244,6 +244,12 @@ class LavaExecutable:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "loihi":
             require_loihi()
+        if mapping.network is None:
+            raise MappingError(
+                "this graph was mapped as a placement plan only: nodes "
+                f"{', '.join(map(repr, mapping.custom_nodes))} need custom Lava processes "
+                "(stc.lava.processes), which the lava-sim executor does not chain into one "
+                "network yet; run it with backend 'cpu' or 'gpu' (fixed numerics)")
         import_lava(netx=True)  # fail early with LavaMissingError
         self.mapping = mapping
         self.backend = backend

@@ -12,10 +12,11 @@
   Each pooling layer adds one step of latency in Lava (removed by the executor).
 * ``Input`` (optionally ``Repeat``) at the start; ``TimeMean`` / ``Output`` after the last LIF.
 
-Nodes netx cannot express (``Add``, ``SpikeAttention``) are reported by :func:`map_graph`
-with the custom process that implements them (``stc.lava.processes``) and marked as needing
-host / embedded-core execution on hardware; a graph containing them cannot be run by the
-netx executor and :func:`graph_to_layers` raises MappingError naming the nodes.
+Nodes netx cannot express (``Add``, ``SpikeAttention``): :func:`map_graph` returns a
+placement plan (``stc.lava.plan``) naming the custom process of each (``stc.lava.processes``)
+and marking SSA / DSFormer attention as host / embedded-core execution; such a mapping has no
+netx network, the lava-sim executor refuses it, and :func:`graph_to_layers` raises
+MappingError naming the nodes.
 """
 
 from __future__ import annotations
@@ -296,35 +297,49 @@ class LoihiMapping:
     """A mapped graph: netx network, custom processes, allocation and report.
 
     ``members()`` gives the bundle's loihi/ files: ``loihi/network.net`` (netx HDF5) and
-    ``loihi/mapping.json`` (processes, placement, report, chip_config).
+    ``loihi/mapping.json`` (processes, placement, report, chip_config). A graph with custom-
+    process nodes (``Add``, ``SpikeAttention``) gets a placement plan only: ``network`` and
+    ``netx_bytes`` are None, ``custom_nodes`` names those nodes, and the lava-sim executor
+    refuses it with a MappingError.
     """
 
-    network: NetxNetwork
-    netx_bytes: bytes
+    network: NetxNetwork | None
+    netx_bytes: bytes | None
     allocation: Allocation
     chip_config: str
     processes: list[dict]
+    custom_nodes: list[str] = field(default_factory=list)
+
+    @property
+    def executable(self) -> bool:
+        """True when the whole graph runs as one netx network (lava-sim / loihi)."""
+        return self.network is not None
 
     def mapping_dict(self) -> dict:
         """JSON-ready description: layers -> process, placement per core, report."""
+        net = self.network
         return {
             "format": "stc-loihi-mapping/1",
             "target": "loihi2",
             "chip_config": self.chip_config,
-            "time_steps": self.network.time_steps,
-            "input": self.network.input_name,
-            "output": self.network.output_name,
-            "time_mean": self.network.time_mean,
-            "runtime_latency": self.network.runtime_latency,
-            "netx": NETX_MEMBER,
+            "executable": self.executable,
+            "custom_nodes": self.custom_nodes,
+            "time_steps": None if net is None else net.time_steps,
+            "input": None if net is None else net.input_name,
+            "output": None if net is None else net.output_name,
+            "time_mean": None if net is None else net.time_mean,
+            "runtime_latency": None if net is None else net.runtime_latency,
+            "netx": NETX_MEMBER if self.executable else None,
             "processes": self.processes,
             "report": self.allocation.report(),
         }
 
     def members(self) -> dict[str, bytes]:
         """{member path: bytes} for the bundle (``stc.bundle`` ``extra_members`` hook)."""
-        text = json.dumps(self.mapping_dict(), sort_keys=True, indent=1)
-        return {NETX_MEMBER: self.netx_bytes, MAPPING_MEMBER: text.encode("utf-8")}
+        text = json.dumps(self.mapping_dict(), sort_keys=True, indent=1).encode("utf-8")
+        if not self.executable:
+            return {MAPPING_MEMBER: text}
+        return {NETX_MEMBER: self.netx_bytes, MAPPING_MEMBER: text}
 
 
 def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
@@ -339,13 +354,27 @@ def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
             missing ones use ``resources.DEFAULT_FIRING_RATE``.
 
     Returns:
-        LoihiMapping (``.members()`` for the bundle).
+        LoihiMapping (``.members()`` for the bundle). Graphs with ``Add`` / ``SpikeAttention``
+        nodes get a placement plan (``stc.lava.plan``: cores, chips, host parts) without a
+        netx network (``.executable`` False).
 
     Raises:
-        MappingError: nodes netx cannot express (named, with the reason), or a network that
+        MappingError: nodes with no Loihi form (named, with the reason), or a network that
             does not fit the chips (names the limit hit).
         ValueError: bad chip_config.
     """
+    custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention")]
+    if custom:  # a placement plan; the custom processes are not wired into one netx network
+        from .plan import plan_graph
+
+        try:
+            graph.verify(check_tensors=tensors is None)
+        except Exception as e:  # GraphError and friends
+            raise MappingError(f"graph does not verify: {e}") from e
+        demands, procs = plan_graph(graph, firing_rates)
+        return LoihiMapping(network=None, netx_bytes=None,
+                            allocation=allocate(demands, chip_config),
+                            chip_config=chip_config, processes=procs, custom_nodes=custom)
     net = graph_to_layers(graph, tensors)
     alloc = allocate(layer_demands(net, firing_rates), chip_config)
     procs = []
