@@ -91,6 +91,7 @@ class CompiledModel:
     reports: dict = field(default_factory=dict)
     kernel_backend: str | None = None
     numerics: str = "float"  # cpu/gpu runs: "float", or "fixed" to run the quantised graph
+    _executables: dict = field(default_factory=dict, repr=False, compare=False)
 
     def run(self, input: torch.Tensor | np.ndarray, time_steps: int | None = None,
             return_spike_trains: bool = False):
@@ -132,8 +133,11 @@ class CompiledModel:
         if numerics == "fixed" and self.fixed_graph is None:
             raise ValueError("numerics='fixed' needs a quantised graph (optimization_level=3)")
         g = self.fixed_graph if numerics == "fixed" else self.graph
-        exe = Executable(g, device="cuda" if self.target == "gpu" else "cpu",
-                         numerics=numerics, kernel_backend=self.kernel_backend)
+        exe = self._executables.get(numerics)
+        if exe is None:  # built once per numerics (attention modules are rebuilt only once)
+            exe = self._executables[numerics] = Executable(
+                g, device="cuda" if self.target == "gpu" else "cpu", numerics=numerics,
+                kernel_backend=self.kernel_backend)
         res = exe.run({inp.name: input}, time_steps=time_steps,
                       record_spikes=return_spike_trains)
         y = res.outputs[out.name]
