@@ -4,7 +4,7 @@ energy per inference (GPU measured, Loihi estimated, paper formula) and a Markdo
 from stc.bench.baseline import SpikingJellyLIF, spikingjelly_baseline
 from stc.bench.report import write_report
 from stc.bench.suite import BenchConfig, run_suite, small_cpu_config
-from stc.bench.timing import Timing, time_calls
+from stc.bench.timing import Timing, time_calls, time_paired
 
 __all__ = ["BenchConfig", "SpikingJellyLIF", "Timing", "run_suite", "small_cpu_config",
-           "spikingjelly_baseline", "time_calls", "write_report"]
+           "spikingjelly_baseline", "time_calls", "time_paired", "write_report"]

@@ -54,7 +54,8 @@ def markdown(result: dict, command: str) -> str:
         "- stc: `stc.models.create_model(name)` with backend=auto (Triton kernels on GPU, "
         "PyTorch references on CPU); baseline: same weights, SpikingJelly LIFNode(step_mode='m') "
         "neurons and dense PyTorch attention (stc.bench.baseline)",
-        "- speedup = baseline median latency / stc median latency, same process, same device",
+        "- speedup = baseline median latency / stc median latency, same process, same device, "
+        "the two timed interleaved (A B, B A, ...)",
         "",
     ]
     if env["device_type"] != "cuda":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from stc.bench.baseline import spikingjelly_baseline
-from stc.bench.timing import time_calls
+from stc.bench.timing import time_paired
 
 GPU_MODELS = ("spikformer_8_384", "sdt_8_512", "dsformer_8_384")
 GPU_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -70,7 +70,7 @@ class BenchConfig:
 def small_cpu_config() -> BenchConfig:
     """The reduced CPU run: the three GPU presets at 32 x 32 input, batch 1..8, few repeats."""
     return BenchConfig(img_size=32, batch_sizes=(1, 2, 4, 8), device="cpu", warmup=1,
-                       repeats=5, threads=1)
+                       repeats=7, threads=1)
 
 
 def environment(device: torch.device) -> dict:
@@ -249,10 +249,8 @@ def _bench_model(cfg: BenchConfig, name: str, device: torch.device, sync, log) -
             agree = bool((y_stc.argmax(-1) == y_base.argmax(-1)).all())
             diff = float((y_stc - y_base).abs().max())
             agree_all &= agree
-            t_stc = time_calls(lambda x=x: model(x), batch_size=b, warmup=cfg.warmup,
-                               repeats=cfg.repeats, sync=sync)
-            t_base = time_calls(lambda x=x: base(x), batch_size=b, warmup=cfg.warmup,
-                                repeats=cfg.repeats, sync=sync)
+            t_stc, t_base = time_paired(lambda x=x: model(x), lambda x=x: base(x), batch_size=b,
+                                        warmup=cfg.warmup, repeats=cfg.repeats, sync=sync)
             row = {"batch": b, "stc": t_stc.to_dict(), "baseline": t_base.to_dict(),
                    "speedup": t_base.median_s / t_stc.median_s, "agree": agree,
                    "max_abs_diff": diff}

@@ -59,3 +59,35 @@ def time_calls(fn: Callable[[], object], *, batch_size: int, warmup: int = 2, re
     times.sort()
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
     return Timing(statistics.median(times), p90, times[0], repeats, batch_size)
+
+
+def time_paired(fn_a: Callable[[], object], fn_b: Callable[[], object], *, batch_size: int,
+                warmup: int = 2, repeats: int = 5, sync: Callable[[], None] = lambda: None,
+                clock: Callable[[], float] = time.perf_counter) -> tuple[Timing, Timing]:
+    """Time two implementations interleaved (A B, B A, A B, ...), so that load drifts on a
+    shared machine hit both alike. Returns (timing of A, timing of B); see :func:`time_calls`.
+
+    Raises:
+        ValueError: batch_size < 1, warmup < 0 or repeats < 1.
+    """
+    if batch_size < 1 or warmup < 0 or repeats < 1:
+        raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got "
+                         f"{batch_size}, {warmup}, {repeats}")
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    sync()
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    for i in range(repeats):
+        order = (("a", fn_a), ("b", fn_b)) if i % 2 == 0 else (("b", fn_b), ("a", fn_a))
+        for key, fn in order:
+            t0 = clock()
+            fn()
+            sync()
+            times[key].append(clock() - t0)
+    out = []
+    for key in ("a", "b"):
+        ts = sorted(times[key])
+        p90 = ts[min(len(ts) - 1, int(round(0.9 * (len(ts) - 1))))]
+        out.append(Timing(statistics.median(ts), p90, ts[0], repeats, batch_size))
+    return out[0], out[1]

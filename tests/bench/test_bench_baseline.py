@@ -4,7 +4,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import neuron
 
-from stc.bench import spikingjelly_baseline, time_calls
+from stc.bench import spikingjelly_baseline, time_calls, time_paired
 from stc.bench.baseline import SpikingJellyLIF
 from stc.models import create_model
 from stc.nn import LIF
@@ -64,3 +64,19 @@ def test_time_calls_with_fake_clock():
     assert r.throughput == pytest.approx(4 / 3.0)
     with pytest.raises(ValueError, match="batch_size"):
         time_calls(fn, batch_size=0)
+
+
+def test_time_paired_interleaves():
+    t = [0.0]
+    order = []
+
+    def make(name, dt):
+        def fn():
+            order.append(name)
+            t[0] += dt
+        return fn
+
+    a, b = time_paired(make("a", 1.0), make("b", 2.0), batch_size=2, warmup=0, repeats=3,
+                       clock=lambda: t[0])
+    assert order == ["a", "b", "b", "a", "a", "b"]
+    assert a.median_s == pytest.approx(1.0) and b.median_s == pytest.approx(2.0)
