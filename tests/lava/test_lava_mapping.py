@@ -14,6 +14,7 @@ from stc.errors import MappingError
 from stc.ir import nodes as N
 from stc.lava import resources as R
 from stc.lava.mapping import MAPPING_MEMBER, NETX_MEMBER, graph_to_layers, map_graph
+from stc.lava.netx_export import export_netx
 
 
 def test_members_hold_netx_file_and_mapping_json():
@@ -30,6 +31,8 @@ def test_members_hold_netx_file_and_mapping_json():
         assert f["layer/2/neuron/type"][0] == b"CUBA"
         assert int(f["layer/2/neuron/vThMant"][()]) == layers[2].neuron.v_th_mant
         assert int(f["layer/1/neuron/iDecay"][()]) == layers[1].neuron.i_decay
+    # export_netx is the same file, and deterministic (the bundle loader compares bytes)
+    assert export_netx(mlp_graph(layers, T)) == mem[NETX_MEMBER]
     doc = json.loads(mem[MAPPING_MEMBER])
     assert doc["time_steps"] == T and doc["report"]["cores_used"] == 2
     assert doc["report"]["chips_used"] == 1
