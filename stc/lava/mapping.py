@@ -309,6 +309,7 @@ class LoihiMapping:
     chip_config: str
     processes: list[dict]
     custom_nodes: list[str] = field(default_factory=list)
+    float_nodes: list[str] = field(default_factory=list)  # plan of a float graph: quantise
 
     @property
     def executable(self) -> bool:
@@ -324,6 +325,9 @@ class LoihiMapping:
             "chip_config": self.chip_config,
             "executable": self.executable,
             "custom_nodes": self.custom_nodes,
+            "float_nodes": self.float_nodes,
+            "note": None if not self.float_nodes else
+            "placement estimate of a float graph: quantise (stc.passes) before deployment",
             "time_steps": None if net is None else net.time_steps,
             "input": None if net is None else net.input_name,
             "output": None if net is None else net.output_name,
@@ -365,16 +369,14 @@ def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
     """
     custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention")]
     if custom:  # a placement plan; the custom processes are not wired into one netx network
-        from .plan import plan_graph
+        from .plan import plan_mapping
 
-        try:
-            graph.verify(check_tensors=tensors is None)
-        except Exception as e:  # GraphError and friends
-            raise MappingError(f"graph does not verify: {e}") from e
-        demands, procs = plan_graph(graph, firing_rates)
-        return LoihiMapping(network=None, netx_bytes=None,
-                            allocation=allocate(demands, chip_config),
-                            chip_config=chip_config, processes=procs, custom_nodes=custom)
+        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
+        if floats:
+            raise MappingError("map_graph needs a fixed-point graph; quantise these nodes "
+                               "first (or use stc.lava.plan.plan_mapping for a float "
+                               "estimate): " + ", ".join(f"{n.name!r} ({n.OP})" for n in floats))
+        return plan_mapping(graph, chip_config, firing_rates)
     net = graph_to_layers(graph, tensors)
     alloc = allocate(layer_demands(net, firing_rates), chip_config)
     procs = []

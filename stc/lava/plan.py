@@ -1,23 +1,26 @@
-"""Loihi 2 placement plan for graphs that netx alone cannot express (transformers, residuals).
+"""Loihi 2 placement plan for any spiking graph, including what netx cannot express.
 
-A spiking transformer graph holds ``SpikeAttention`` and ``Add`` nodes. This module turns any
-fixed-point graph into per-node resource demands and execution sites, so that
-``stc.lava.mapping.map_graph`` can allocate cores and report chips, utilisation and traffic
-for it, and the bundle's ``loihi/mapping.json`` names the Lava process of every node:
+``stc.lava.mapping.map_graph`` uses this for graphs with ``SpikeAttention`` / ``Add`` nodes
+(transformers, residual nets), and :func:`plan_mapping` for any graph, float or fixed (the
+placement does not depend on numerics; a float graph is flagged "quantise before deployment").
+Each spiking node becomes one layer of neurons whose synapses are the Linear / Conv2d / Pool2d
+nodes met on the way back to the previous spiking nodes:
 
-* ``Linear`` / ``Conv2d`` + ``LoihiCubaLIF``: neurocore layer (a token-wise Linear on [N, D]
-  stores its [out, in] weights once per core, like a 1x1 conv kernel).
-* ``Pool2d`` after spikes: OR / sum neurons on a neurocore (depthwise ones kernel).
-* ``Add``: no neurons; both branches' spikes reach the consumer's dendrites, aligned by
-  axon delays (``stc.lava.processes.add.DelayedAdd`` in simulation).
-* ``SpikeAttention``: its q, k, v and output projections (+ LIF) are neurocore layers; the
-  attention core is neurons for SDSA (``stc.lava.processes.sdsa``: 2ND AND + D OR + 2ND
-  relays) and a host / embedded-core process for SSA and DSFormer
-  (``stc.lava.processes.attention``), whose products and top-k need multiplications.
-* ``Input``, ``Repeat``, ``Flatten``, ``TokenMean``, ``TimeMean``, ``Output``: host I/O or
-  port reshapes, no cores.
+* ``Linear`` on a flat input: 1 byte per synapse per neuron (dense rows); a token-wise Linear
+  on [N, D] and ``Conv2d`` store their kernel once per core (weights shared).
+* ``BatchNorm`` / ``Scale`` fold into the synapses; ``ToTokens`` / ``Flatten`` are port
+  reshapes; ``TokenMean`` is a layer of graded sum neurons (one per channel, ones kernel).
+* ``Pool2d`` on spikes: a layer of OR (max) / sum neurons with a ones kernel; on
+  pre-activations (SDT) it folds into the preceding synapse layer.
+* ``Add``: no neurons; both branches reach the consumer's dendrites, aligned by axon delays
+  (``stc.lava.processes.add.DelayedAdd`` in simulation). A neuron fed only by an Add (SDT's
+  membrane shortcut) has one synapse per branch.
+* ``SpikeAttention``: q, k, v and output projections (+ LIF) are neurocore layers; the
+  attention core is neurons for SDSA (``stc.lava.processes.sdsa``: AND / OR / relays) and a
+  host / embedded-core process for SSA and DSFormer (``stc.lava.processes.attention``).
+* A final Linear without a neuron is netx's readout layer (non-firing integrators).
 
-Anything else (float neurons, BatchNorm, Scale, average pooling) raises MappingError.
+Unknown ops raise MappingError naming them.
 """
 
 from __future__ import annotations
@@ -28,110 +31,119 @@ from stc.errors import MappingError
 
 from .resources import DEFAULT_FIRING_RATE, LayerDemand
 
-_FREE = {"Input": "host (spike source)", "Repeat": "host (direct encoding)",
-         "Flatten": "port reshape", "TokenMean": "host (readout)",
-         "TimeMean": "host (readout)", "Output": "host (spike sink)"}
+NEURON_OPS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
+_PASS = ("BatchNorm", "Scale", "ToTokens", "Flatten", "Output", "TimeMean")
+_SITE = {"Input": "host (spike source)", "Repeat": "host (direct encoding)",
+         "Flatten": "port reshape", "ToTokens": "port reshape",
+         "BatchNorm": "folded into synapses",
+         "Scale": "folded into synapses", "TimeMean": "host (readout)",
+         "Output": "host (spike sink)"}
 
 
-def _shape_of(graph, name):
-    return tuple(int(s) for s in graph.node(name).shape)
+def _syn(node, graph) -> dict:
+    """Synapse cost of a Linear / Conv2d / Pool2d node."""
+    in_shape = tuple(int(s) for s in graph.node(node.inputs[0]).shape)
+    if node.OP == "Linear":
+        if len(in_shape) == 1:
+            return {"fan_in": node.in_features, "kernel": 0, "full": True, "halo": 0}
+        return {"fan_in": 0, "kernel": node.in_features * node.out_features, "full": False,
+                "halo": node.in_features}
+    kh, kw = node.kernel_size
+    kernel = node.out_channels * (node.in_channels // node.groups) * kh * kw \
+        if node.OP == "Conv2d" else kh * kw
+    return {"fan_in": 0, "kernel": kernel, "full": False,
+            "halo": int(in_shape[0] * (kh + 1) * in_shape[-1])}
 
 
 def plan_graph(graph, firing_rates: dict[str, float] | None = None):
-    """(demands, processes) for a fixed-point graph with custom-process nodes.
+    """(demands, processes) for ``graph`` (verified, topologically ordered).
 
     Returns:
-        demands: list of ``resources.LayerDemand`` (host parts have kind "host");
+        demands: ``resources.LayerDemand`` list (host parts have kind "host");
         processes: JSON-ready list of {"node", "op", "lava_process", "execution"}.
 
     Raises:
-        MappingError: nodes with no Loihi form, naming them and why.
+        MappingError: an op with no Loihi 2 mapping (named), or no spiking layer at all.
     """
-    from .mapping import unmappable_reason
-
     rates = firing_rates or {}
-    bad = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm", "Scale")
-           or (n.OP == "Pool2d" and n.kind == "avg")]
-    if bad:
-        raise MappingError("cannot map these nodes to Loihi 2: " + "; ".join(
-            f"{n.name!r} ({n.OP}): " + ("average pooling has no fixed form; use sum"
-                                        if n.OP == "Pool2d" else unmappable_reason(n))
-            for n in bad))
     demands: list[LayerDemand] = []
     procs: list[dict] = []
-    # the core-holding layer that produces each node's spikes (for traffic estimates)
-    source_of: dict[str, list[str]] = {}
+    # per node: the spike sources upstream and the synapse cost accumulated since them
+    state: dict[str, tuple[list[str], dict | None, int]] = {}
+
+    def add(name, neurons, syn, sources, in_size, kind="netx"):
+        syn = syn or {"fan_in": max(1, len(sources)), "kernel": 0, "full": True, "halo": 0}
+        d = LayerDemand(name=name, neurons=int(neurons), fan_in=int(syn["fan_in"]),
+                        kernel_bytes=int(syn["kernel"]), in_size=int(in_size),
+                        in_axons_full=bool(syn["full"]), halo=int(syn["halo"]),
+                        sources=list(sources), kind=kind,
+                        firing_rate=float(rates.get(name, DEFAULT_FIRING_RATE)))
+        if syn["full"] and not syn["fan_in"]:
+            d.in_size = min(d.in_size, d.fan_in)
+        demands.append(d)
+        return d
+
     for n in graph.nodes:
         op = n.OP
-        srcs = sorted({s for i in n.inputs for s in source_of.get(i, [])})
-        if op in _FREE:
-            procs.append({"node": n.name, "op": op, "lava_process": "-",
-                          "execution": _FREE[op]})
-            source_of[n.name] = srcs
+        ins = [state[s] for s in n.inputs]
+        srcs = sorted({s for st in ins for s in st[0]})
+        syn = next((st[1] for st in ins if st[1] is not None), None)
+        in_size = sum(st[2] for st in ins)
+        size = int(np.prod(n.shape)) if n.shape else 1
+        entry = {"node": n.name, "op": op, "lava_process": "-", "execution": _SITE.get(op, "")}
+        if op in ("Input", "Repeat"):
+            state[n.name] = ([], None, size)
+        elif op in _PASS:
+            state[n.name] = (srcs, syn, in_size if syn is not None else size)
+            if op in ("TimeMean", "Output") and syn is not None:  # readout synapses
+                d = add(f"{n.name}.readout", size, syn, srcs, in_size)
+                entry.update(lava_process="netx readout (non-firing CUBA)",
+                             execution="neurocore")
+                state[n.name] = ([d.name], None, size)
         elif op in ("Linear", "Conv2d"):
-            procs.append({"node": n.name, "op": op, "lava_process": "Dense/Conv synapses",
-                          "execution": "neurocore (with its LoihiCubaLIF)"})
-            source_of[n.name] = srcs
-        elif op == "LoihiCubaLIF":
-            syn = graph.node(n.inputs[0])
-            neurons = int(np.prod(n.shape))
-            if syn.OP == "Linear":
-                in_shape = _shape_of(graph, syn.inputs[0])
-                w = syn.in_features * syn.out_features
-                d = LayerDemand(name=n.name, neurons=neurons, in_size=int(np.prod(in_shape)))
-                if len(in_shape) == 1:  # plain dense: every neuron its own fan-in row
-                    d.fan_in = syn.in_features
-                else:  # token-wise: the weight matrix is shared across tokens
-                    d.kernel_bytes, d.in_axons_full, d.halo = w, False, syn.in_features
-            elif syn.OP == "Conv2d":
-                in_shape = _shape_of(graph, syn.inputs[0])
-                kh, kw = syn.kernel_size
-                d = LayerDemand(name=n.name, neurons=neurons, in_size=int(np.prod(in_shape)),
-                                kernel_bytes=syn.out_channels * (syn.in_channels // syn.groups)
-                                * kh * kw, in_axons_full=False,
-                                halo=int(in_shape[0] * (kh + 1) * in_shape[-1]))
-            elif syn.OP == "Pool2d":
-                in_shape = _shape_of(graph, syn.inputs[0])
-                d = LayerDemand(name=n.name, neurons=neurons, in_size=int(np.prod(in_shape)),
-                                kernel_bytes=int(np.prod(syn.kernel_size)), in_axons_full=False,
-                                halo=int(in_shape[0] * (syn.kernel_size[0] + 1) * in_shape[-1]))
-            else:
-                raise MappingError(f"node {n.name!r}: LoihiCubaLIF must follow Linear, Conv2d "
-                                   f"or sum Pool2d, not {syn.OP}")
-            d.sources = srcs
-            d.firing_rate = float(rates.get(n.name, DEFAULT_FIRING_RATE))
-            demands.append(d)
-            procs.append({"node": n.name, "op": op, "lava_process": "lava.proc.lif LIF",
-                          "execution": "neurocore"})
-            source_of[n.name] = [n.name]
-        elif op == "Pool2d":
-            if any(graph.node(c.name).OP == "LoihiCubaLIF" for c in graph.consumers(n.name)):
-                procs.append({"node": n.name, "op": op, "lava_process": "sum-pool synapses",
-                              "execution": "neurocore (with its LoihiCubaLIF)"})
-                source_of[n.name] = srcs
-                continue
-            in_shape = _shape_of(graph, n.inputs[0])
-            d = LayerDemand(name=n.name, neurons=int(np.prod(n.shape)),
-                            in_size=int(np.prod(in_shape)),
-                            kernel_bytes=int(np.prod(n.kernel_size)), in_axons_full=False,
-                            halo=int(in_shape[0] * (n.kernel_size[0] + 1) * in_shape[-1]),
-                            sources=srcs, firing_rate=DEFAULT_FIRING_RATE)
-            demands.append(d)
-            procs.append({"node": n.name, "op": op, "lava_process": "OR neurons (max pool)",
-                          "execution": "neurocore"})
-            source_of[n.name] = [n.name]
+            state[n.name] = (srcs, _syn(n, graph), in_size)
+            entry.update(lava_process="Dense / Conv synapses",
+                         execution="neurocore (with the next neurons)")
+        elif op == "Pool2d" and syn is None:  # pooling of spikes: OR / sum neurons
+            d = add(n.name, size, _syn(n, graph), srcs, in_size)
+            entry.update(lava_process="ones kernel + OR neurons (max) / sum neurons",
+                         execution="neurocore")
+            state[n.name] = ([d.name], None, size)
+        elif op == "TokenMean":  # graded sum over tokens, one neuron per channel
+            d = add(n.name, size, {"fan_in": 0, "kernel": 1, "full": False, "halo": 0},
+                    srcs, in_size)
+            entry.update(lava_process="ones kernel + graded sum neurons",
+                         execution="neurocore")
+            state[n.name] = ([d.name], None, size)
+        elif op == "Pool2d":  # pooling of pre-activations: folded into the synapse layer
+            state[n.name] = (srcs, syn, in_size)
+            entry["execution"] = "folded into the preceding synapses"
         elif op == "Add":
-            procs.append({"node": n.name, "op": op,
-                          "lava_process": "stc.lava.processes.add.DelayedAdd",
-                          "execution": "consumer dendrites (axon delays align branches)"})
-            source_of[n.name] = srcs
+            merged = None
+            for st in ins:
+                if st[1] is not None:
+                    merged = dict(st[1]) if merged is None else {
+                        "fan_in": merged["fan_in"] + st[1]["fan_in"],
+                        "kernel": merged["kernel"] + st[1]["kernel"],
+                        "full": merged["full"] and st[1]["full"],
+                        "halo": merged["halo"] + st[1]["halo"]}
+            state[n.name] = (srcs, merged, in_size)
+            entry.update(lava_process="stc.lava.processes.add.DelayedAdd",
+                         execution="consumer dendrites (axon delays align the branches)")
+        elif op in NEURON_OPS:
+            if op == "CubaLIF" and getattr(n, "output", "spikes") == "v":
+                raise MappingError(f"node {n.name!r} (CubaLIF output 'v'): voltage outputs "
+                                   "cannot be read from Loihi neurons cheaply")
+            d = add(n.name, size, syn, srcs, in_size)
+            entry.update(lava_process="lava.proc.lif LIF (CUBA)", execution="neurocore")
+            state[n.name] = ([d.name], None, size)
         elif op == "SpikeAttention":
-            parts, proc = _attention(n, srcs, float(rates.get(n.name, DEFAULT_FIRING_RATE)))
-            demands += parts
-            procs.append(proc)
-            source_of[n.name] = [parts[-1].name]
+            parts, entry = _attention(n, srcs, float(rates.get(n.name, DEFAULT_FIRING_RATE)))
+            demands.extend(parts)
+            state[n.name] = ([parts[-1].name], None, size)
         else:
             raise MappingError(f"node {n.name!r}: op {op} has no Loihi 2 mapping")
+        procs.append(entry)
     if not demands:
         raise MappingError("graph has no spiking layer to place on Loihi 2")
     return demands, procs
@@ -169,3 +181,29 @@ def _attention(n, srcs: list[str], rate: float) -> tuple[list[LayerDemand], dict
     parts = [q, k, v, core, attn_lif, proj]
     return parts, {"node": n.name, "op": f"SpikeAttention:{n.kind}", "lava_process": lava_proc,
                    "execution": where, "parts": [p.name for p in parts]}
+
+
+def plan_mapping(graph, chip_config: str = "ncl-1chip",
+                 firing_rates: dict[str, float] | None = None):
+    """Placement plan of any spiking graph (float or fixed) on ``chip_config``.
+
+    Returns:
+        ``stc.lava.mapping.LoihiMapping`` without a netx network (``executable`` False);
+        its report gives cores, chips, per-core utilisation and inter-chip traffic.
+
+    Raises:
+        MappingError: unmappable ops, or a model too large for the chips (names the limit).
+    """
+    from .mapping import LoihiMapping
+    from .resources import allocate
+
+    try:
+        graph.verify()
+    except Exception as e:  # GraphError and friends
+        raise MappingError(f"graph does not verify: {e}") from e
+    demands, procs = plan_graph(graph, firing_rates)
+    custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention")]
+    floats = [n.name for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
+    return LoihiMapping(network=None, netx_bytes=None, allocation=allocate(demands, chip_config),
+                        chip_config=chip_config, processes=procs, custom_nodes=custom,
+                        float_nodes=floats)

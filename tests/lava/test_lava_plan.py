@@ -46,7 +46,7 @@ def test_transformer_block_gets_a_placement_plan(kind, host):
     layers = [c["layer"] for c in doc["report"]["cores"]]
     # every neurocore part gets at least one core, in graph order
     want = ["lif0", "attn.q", "attn.k", "attn.v"] + ([] if host else ["attn.sdsa"]) + \
-        ["attn.attn_lif", "attn.proj", "lif_out"]
+        ["attn.attn_lif", "attn.proj", "tm_tok", "lif_out"]
     assert sorted(set(layers), key=layers.index) == want
     sdsa = [c for c in doc["report"]["cores"] if c["layer"] == "attn.sdsa"]
     if not host:  # 4 N D + D neurons: AND, OR, two relays, output AND
@@ -75,5 +75,33 @@ def test_plan_rejects_float_neurons():
     g = block_graph()
     g.nodes[g.nodes.index(g.node("lif0"))] = N.LIF(name="lif0", inputs=["embed"],
                                                    shape=(4, 8))
-    with pytest.raises(MappingError, match="'lif0' \\(LIF\\).*quantise"):
+    with pytest.raises(MappingError, match="quantise.*'lif0' \\(LIF\\)"):
         map_graph(g)
+
+
+@pytest.mark.parametrize("name,host", [("spikformer_tiny", ["block0.attn.ssa"]),
+                                       ("sdt_tiny", []),
+                                       ("dsformer_tiny", ["block0.attn.dsformer"])])
+def test_float_model_presets_get_a_placement_estimate(name, host):
+    import numpy as np
+
+    from stc.ir.frontends.models import from_model
+    from stc.lava.plan import plan_mapping
+    from stc.models import create_model
+
+    g = from_model(create_model(name).eval(), time_steps=4)
+    m = plan_mapping(g, chip_config="ncl-1chip")
+    rep = m.allocation.report()
+    assert rep["host_layers"] == host and rep["chips_used"] == 1
+    placed: dict[str, int] = {}
+    for c in rep["cores"]:
+        placed[c["layer"]] = placed.get(c["layer"], 0) + c["neurons"]
+        assert c["neurons"] <= R.NEURONS_PER_CORE and c["in_axons"] <= R.AXONS_IN_PER_CORE
+        assert c["memory_bytes"] <= R.CORE_MEMORY_BYTES
+    for n in g.nodes:  # every spiking node of the graph is placed with all its neurons
+        if n.OP == "LIF":
+            assert placed[n.name] == int(np.prod(n.shape))
+    if name == "sdt_tiny":  # SDSA core: 4 N D + D neurons (N = 16 tokens, D = 64)
+        assert placed["block0.attn.sdsa"] == 4 * 16 * 64 + 64
+    doc = json.loads(m.members()[MAPPING_MEMBER])
+    assert doc["float_nodes"] and "quantise" in doc["note"]
