@@ -51,9 +51,13 @@ def markdown(result: dict, command: str) -> str:
         f"- input: random images {cfg['img_size']}x{cfg['img_size']}, T = {cfg['T']}, "
         f"random-initialised weights (seed {cfg['seed']}); firing rates are not those of "
         "trained models",
-        "- stc: `stc.models.create_model(name)` with backend=auto (Triton kernels on GPU, "
-        "PyTorch references on CPU); baseline: same weights, SpikingJelly LIFNode(step_mode='m') "
-        "neurons and dense PyTorch attention (stc.bench.baseline)",
+        "- stc: " + "; ".join(sorted({f"{n}: {m.get('stc_impl', 'stc')}"
+                                      for n, m in result["models"].items()}))
+        + " (backend auto: Triton kernels on GPU, PyTorch references on CPU)",
+        "- baseline: the same weights with SpikingJelly LIFNode(step_mode='m') neurons and dense "
+        "PyTorch attention (stc.bench.baseline), as the official code computes them",
+        "- BatchNorm statistics calibrated on the input so that neurons fire "
+        "(stc.bench.suite.calibrate_batchnorm)",
         "- speedup = baseline median latency / stc median latency, same process, same device, "
         "the two timed interleaved (A B, B A, ...)",
         "",

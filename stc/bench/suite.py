@@ -47,6 +47,9 @@ class BenchConfig:
         seed: RNG seed for weights and the random input images.
         threads: torch intra-op CPU threads during the run (None: leave torch's setting).
             On a shared CPU, 1 thread avoids OpenMP spin-wait slowdowns (measured 20x).
+        stc_impl: "runtime" (``SpikeCompiler(target="gpu"|"cpu").compile(model).run``, the
+            stc runtime; falls back to "eager" with the reason if compilation fails) or
+            "eager" (the ``stc.models`` module itself, backend from its config).
     """
 
     models: tuple[str, ...] = GPU_MODELS
@@ -65,6 +68,7 @@ class BenchConfig:
     loihi_timestep_s: float = 1e-3
     seed: int = 0
     threads: int | None = None
+    stc_impl: str = "runtime"
 
 
 def small_cpu_config() -> BenchConfig:
@@ -149,6 +153,22 @@ def calibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor) -> None:
     model.eval()
 
 
+def _stc_runner(cfg: BenchConfig, model, device) -> tuple[Callable, str, str | None]:
+    """(run(x) -> logits, label, why-not-runtime) for the stc side of the comparison."""
+    if cfg.stc_impl == "runtime":
+        try:
+            from stc.compiler.api import SpikeCompiler
+
+            target = "gpu" if device.type == "cuda" else "cpu"
+            compiled = SpikeCompiler(target=target, time_steps=cfg.T).compile(model)
+            return compiled.run, f"stc runtime (SpikeCompiler target={target!r})", None
+        except Exception as e:  # noqa: BLE001 - reported, eager model used instead
+            why = (f"stc runtime unavailable ({type(e).__name__}: {str(e)[:160]}); "
+                   "timed the eager stc model instead")
+            return model, "stc eager model", why
+    return model, f"stc eager model (backend={model.config.backend!r})", None
+
+
 def _energy(cfg: BenchConfig, model, x_rec) -> tuple[dict, list[str]]:
     from stc.energy import counts_from_records, estimate_loihi_energy, paper_energy
 
@@ -202,6 +222,8 @@ def run_suite(cfg: BenchConfig, *, log: Callable[[str], None] = print) -> dict:
         raise ValueError("models and batch_sizes must be non-empty")
     if any(b < 1 for b in cfg.batch_sizes):
         raise ValueError(f"batch_sizes must be >= 1; got {cfg.batch_sizes}")
+    if cfg.stc_impl not in ("runtime", "eager"):
+        raise ValueError(f"stc_impl must be 'runtime' or 'eager'; got {cfg.stc_impl!r}")
     if cfg.device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda'; got {cfg.device!r}")
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -209,17 +231,17 @@ def run_suite(cfg: BenchConfig, *, log: Callable[[str], None] = print) -> dict:
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
     sync = torch.cuda.synchronize if use_cuda else (lambda: None)
-    result: dict = {"environment": environment(device), "config": dataclasses.asdict(cfg),
-                    "models": {}, "missing": []}
-    if not use_cuda:
-        result["missing"].append(
-            "GPU figures (224 x 224, batch 1..256, measured GPU energy): no CUDA GPU in this "
-            "run; these are CPU figures at the reduced sizes in 'config'")
     saved_threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     try:
+        result: dict = {"environment": environment(device), "config": dataclasses.asdict(cfg),
+                        "models": {}, "missing": []}
         result["environment"]["torch_threads"] = torch.get_num_threads()
+        if not use_cuda:
+            result["missing"].append(
+                "GPU figures (224 x 224, batch 1..256, measured GPU energy): no CUDA GPU in "
+                "this run; these are CPU figures at the reduced sizes in 'config'")
         for name in cfg.models:
             result["models"][name] = _bench_model(cfg, name, device, sync, log)
     finally:
@@ -238,18 +260,19 @@ def _bench_model(cfg: BenchConfig, name: str, device: torch.device, sync, log) -
                        cfg.img_size, generator=gen).to(device)
     calibrate_batchnorm(model, x_all[: max(2, min(8, len(x_all)))])
     base = spikingjelly_baseline(model).eval()
+    run_stc, label, why = _stc_runner(cfg, model, device)
     n_params = sum(p.numel() for p in model.parameters())
     entry: dict = {"params_M": n_params / 1e6, "config": model.config.to_dict(),
-                   "rows": [], "missing": []}
+                   "stc_impl": label, "rows": [], "missing": [why] if why else []}
     agree_all = True
     with torch.no_grad():
         for b in cfg.batch_sizes:
             x = x_all[:b]
-            y_stc, y_base = model(x), base(x)
+            y_stc, y_base = torch.as_tensor(run_stc(x)), base(x)
             agree = bool((y_stc.argmax(-1) == y_base.argmax(-1)).all())
             diff = float((y_stc - y_base).abs().max())
             agree_all &= agree
-            t_stc, t_base = time_paired(lambda x=x: model(x), lambda x=x: base(x), batch_size=b,
+            t_stc, t_base = time_paired(lambda x=x: run_stc(x), lambda x=x: base(x), batch_size=b,
                                         warmup=cfg.warmup, repeats=cfg.repeats, sync=sync)
             row = {"batch": b, "stc": t_stc.to_dict(), "baseline": t_base.to_dict(),
                    "speedup": t_base.median_s / t_stc.median_s, "agree": agree,
@@ -262,7 +285,7 @@ def _bench_model(cfg: BenchConfig, name: str, device: torch.device, sync, log) -
         entry["missing"] += missing
         eb = cfg.energy_batch or max(cfg.batch_sizes)
         xe = x_all[:eb]
-        for impl, net in (("stc", model), ("baseline", base)):
+        for impl, net in (("stc", run_stc), ("baseline", base)):
             g, why = _gpu_energy(cfg, lambda net=net, xe=xe: net(xe), eb, device)
             energy[f"gpu_{impl}"] = g
             if why and why not in entry["missing"]:

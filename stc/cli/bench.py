@@ -35,6 +35,8 @@ def bench(
     small: bool = typer.Option(None, "--small/--full",
                                help="reduced CPU sizes (default: --small without a GPU)"),
     repeats: int = typer.Option(None, "--repeats", help="timed calls per point"),
+    stc_impl: str = typer.Option("runtime", "--stc-impl",
+                                 help="runtime (SpikeCompiler + stc.runtime) | eager (module)"),
     energy_seconds: float = typer.Option(5.0, "--energy-seconds",
                                          help="minimum GPU energy window (s)"),
     loihi_timestep_us: float = typer.Option(1000.0, "--loihi-timestep-us",
@@ -70,6 +72,7 @@ def bench(
         cfg.overrides = {**cfg.overrides, "depths": depths}
     if repeats is not None:
         cfg.repeats = repeats
+    cfg.stc_impl = stc_impl
     cfg.energy_seconds = energy_seconds
     if loihi_timestep_us <= 0:
         raise typer.BadParameter(f"--loihi-timestep-us must be > 0, got {loihi_timestep_us}")
@@ -83,6 +86,7 @@ def bench(
         "stc bench", "--small" if small else "--full", f"--models {','.join(cfg.models)}",
         f"--batch-sizes {','.join(map(str, cfg.batch_sizes))}", f"--img-size {cfg.img_size}",
         f"-T {cfg.T}", f"--device {cfg.device}", f"--repeats {cfg.repeats}",
+        f"--stc-impl {stc_impl}",
         *([f"--depths {depths}"] if depths is not None else []),
         f"--loihi-timestep-us {loihi_timestep_us:g}", f"--out {shlex.quote(str(out))}",
         f"--stem {stem}"])

@@ -22,6 +22,7 @@ def result():
 def test_suite_rows_agree_and_are_consistent(result):
     assert set(result["models"]) == {"spikformer_tiny", "dsformer_tiny"}
     for m in result["models"].values():
+        assert m["stc_impl"].startswith("stc runtime"), m["missing"]
         assert m["agree"] is True
         assert [r["batch"] for r in m["rows"]] == [1, 3]
         for r in m["rows"]:
