@@ -185,7 +185,8 @@ class CubaLIF(Node):
     Per step (forward Euler, all tensors broadcast to ``shape``):
         i = i * (1 - i_decay) + i_gain * x        (has_synapse) else i = x
         v = v * (1 - v_decay) + v_decay * v_leak + v_gain * i
-        s = v > v_th (strict, NIR);  v = v_reset where s
+        s = v > v_th (strict, NIR; v >= v_th with ``fire_ge``, stc.nn.CubaLIF);
+        v = v_reset where s
     ``output`` "spikes" returns s; "v" returns v and never fires (an LI readout).
     Slots: i_decay, i_gain (with a synapse), v_decay, v_gain, v_leak, v_th, v_reset.
     """
@@ -196,6 +197,7 @@ class CubaLIF(Node):
     OPTIONAL: ClassVar[tuple[str, ...]] = ("i_decay", "i_gain")
     has_synapse: bool = False
     output: str = "spikes"
+    fire_ge: bool = False
 
 
 @dataclass(kw_only=True)

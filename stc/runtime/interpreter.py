@@ -75,7 +75,7 @@ def _cuba_loop(graph: Graph, n: Node, x: torch.Tensor) -> torch.Tensor:
         if n.output == "v":
             out.append(v)
             continue
-        s = v > v_th
+        s = v >= v_th if n.fire_ge else v > v_th
         v = torch.where(s, v_reset.expand_as(v), v)
         out.append(s.to(x.dtype))
     return torch.stack(out)

@@ -69,3 +69,29 @@ def test_bad_arguments():
         from_torch(nn.Sequential(nn.Linear(4, 2)), (0,))
     with pytest.raises(ValueError, match="time_steps"):
         from_torch(nn.Sequential(nn.Linear(4, 2)), (4,), time_steps=0)
+
+
+def test_stc_cubalif_and_if_neurons():
+    """stc.nn.CubaLIF (hard reset) and IF (soft reset) through the IR against the modules.
+    The IR CubaLIF multiplies by 1/tau where the module divides by tau, so a membrane landing
+    exactly on v_th could round differently: allow a 0.2 % spike mismatch at most."""
+    from stc.nn import ALIF, IF, CubaLIF
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(6, 40), CubaLIF(tau_syn=3.0, tau_mem=4.0, v_leak=0.1,
+                                                backend="torch"),
+                      nn.Linear(40, 5), IF(v_th=0.7, v_reset=None, backend="torch")).eval()
+    with torch.no_grad():
+        m[0].weight.mul_(4)
+        m[2].weight.mul_(2)
+    g = from_torch(m, (6,), time_steps=20, readout="spikes")
+    x = torch.rand(16, 6)
+    with torch.no_grad():
+        s1 = m[1](m[0](x).expand(20, 16, 40).contiguous())
+        s2 = m[3](m[2](s1))
+    res = execute(g, {"input": x}, record_spikes=True)
+    assert s1.mean() > 0.01 and s2.mean() > 0.01
+    assert (res.spike_trains["cubalif_1"] != s1).float().mean() <= 0.002
+    assert (res.outputs["output"] != s2).float().mean() <= 0.002
+    with pytest.raises(MappingError, match="ALIF"):
+        from_torch(nn.Sequential(nn.Linear(3, 3), ALIF(backend="torch")), (3,))

@@ -2,7 +2,9 @@
 
 Supported layers (nested nn.Sequential is flattened): torch.nn Conv2d, Linear, BatchNorm1d,
 BatchNorm2d, MaxPool2d, AvgPool2d, Flatten, Identity/Dropout (skipped in inference) and the
-stc.nn neurons LIF and IF. Semantics are multi-step: the network sees [T, B, ...]; stateless
+stc.nn neurons LIF, IF and CubaLIF (hard reset to 0; as an IR CubaLIF with per-step decays
+1/tau, so it matches stc.nn.CubaLIF up to float rounding at the threshold).
+Semantics are multi-step: the network sees [T, B, ...]; stateless
 layers apply at every timestep and neurons integrate over T (SpikingJelly multi-step mode).
 The built graph is Input -> Repeat(T) -> layers -> TimeMean -> Output, i.e. a static input
 [B, *input_shape] is presented at every step (direct encoding) and the output is the mean
@@ -11,6 +13,7 @@ over T (rate readout), as in Spikformer/SDT.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from stc.errors import MappingError
@@ -126,4 +129,14 @@ def _map(name: str, m: nn.Module):
                       decay_input=bool(m.decay_input)), {}
     if cls == "IF" and hasattr(m, "v_th"):
         return ir.IF(name=name, v_th=float(m.v_th), v_reset=getattr(m, "v_reset", 0.0)), {}
+    if cls == "CubaLIF" and hasattr(m, "tau_syn") and m.v_reset is not None:
+        # stc.nn.CubaLIF (dt = 1 step): I += (X - I) / tau_syn; H = V + (v_leak - V + I) / tau_mem
+        one = torch.ones(1)
+        a, b = 1.0 / m.tau_syn, 1.0 / m.tau_mem
+        node = ir.CubaLIF(name=name, has_synapse=True, fire_ge=True)
+        if m.v_reset != 0.0:  # stc.nn.CubaLIF starts V at v_reset; the IR node starts at 0
+            return None, {}
+        return node, {"i_decay": one * a, "i_gain": one * a, "v_decay": one * b,
+                      "v_gain": one * b, "v_leak": one * m.v_leak, "v_th": one * m.v_th,
+                      "v_reset": one * m.v_reset}
     return None, {}
