@@ -15,9 +15,6 @@ from stc.ir import Graph
 from .interpreter import RunResult, execute, fixed_delay
 
 BACKENDS = ("cpu", "gpu", "lava-sim", "loihi")
-_NP_DTYPES = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "UINT8": np.uint8,
-              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-              "BOOL": np.bool_}
 
 
 @dataclass(frozen=True)
@@ -41,6 +38,18 @@ class Executable:
     ``CUDA_GRAPH_MAX_BATCH`` are captured once per input shape into a CUDA graph and replayed
     (no spike statistics on those runs). Capture is guarded: if anything in the graph cannot
     be captured (e.g. a host sync inside an op), that shape falls back to eager execution.
+
+    Args:
+        graph: a verified IR graph (float, or quantised for numerics="fixed"); its tensors are
+            moved to ``device``.
+        name, version: model identity (from the manifest).
+        inputs, outputs: TensorSpecs (default: derived from the graph).
+        device: "cpu" | "cuda". numerics: "float" | "fixed".
+        kernel_backend: stc.kernels backend; default "auto" on cuda, "torch" on cpu.
+        cuda_graphs: allow CUDA-graph replay for small batches on cuda.
+
+    Raises:
+        ValueError: unknown numerics or device. UnsupportedTargetError: cuda without CUDA.
     """
 
     CUDA_GRAPH_MAX_BATCH = 8
