@@ -11,7 +11,10 @@ largest integer with max|w| * 2^e <= 254, and sets
     i_decay = 4096 (the current does not persist: u = a each step, as X in the float LIF)
 so weights, bias and threshold share one integer unit per layer (netx: W and vThMant share
 units). Float neurons fire at H >= v_th, Loihi at v > th: ties and rounding make the two differ
-slightly; :class:`QuantReport` measures it.
+slightly. A bias is applied by Loihi from step 0, while the synaptic input of a layer at depth
+d arrives d steps later (one step of delay per layer), so biased neurons start the aligned
+window pre-charged: with large biases this dominates the disagreement. :class:`QuantReport`
+measures all of it.
 """
 
 from __future__ import annotations
