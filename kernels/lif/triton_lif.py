@@ -97,11 +97,13 @@ def _lif_fwd_kernel(
         v = tl.load(v_init_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     else:
         v = tl.zeros([BLOCK], dtype=tl.float32) + vr
-    for t in range(T):
-        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+    cur = offs  # int64 element offset of (t, n): no int32 overflow for T * N >= 2**31
+    for _t in range(T):
+        x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
         h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
         s, v = _fire_reset(h, v_th, vr, HARD)
-        tl.store(s_ptr + t * N + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+        tl.store(s_ptr + cur, s.to(s_ptr.dtype.element_ty), mask=mask)
+        cur += N
     tl.store(v_last_ptr + offs, v, mask=mask)
 
 
@@ -124,11 +126,13 @@ def _lif_bwd_kernel(
     else:
         v = tl.zeros([BLOCK], dtype=tl.float32) + vr
     hs = tl.zeros([T_PAD, BLOCK], dtype=tl.float32)
+    cur = offs  # int64 element offset of (t, n)
     for t in range(T):
-        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
         h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
         s, v = _fire_reset(h, v_th, vr, HARD)
         hs = tl.where(rows == t, h[None, :], hs)
+        cur += N
     # Phase 2: reverse-time recurrence of the gradients.
     if IS_IF:
         dh_dv = 1.0
@@ -144,6 +148,7 @@ def _lif_bwd_kernel(
         gv = tl.zeros([BLOCK], dtype=tl.float32)
     for i in range(T):
         t = T - 1 - i
+        cur -= N
         h = tl.sum(tl.where(rows == t, hs, 0.0), axis=0)
         u = h - v_th
         s = tl.where(u >= 0.0, 1.0, 0.0)
@@ -158,9 +163,9 @@ def _lif_bwd_kernel(
                 dv_dh -= v_th * sg
         gh = gv * dv_dh
         if HAS_GS:
-            gs = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+            gs = tl.load(gs_ptr + cur, mask=mask, other=0.0).to(tl.float32)
             gh += gs * sg
-        tl.store(gx_ptr + t * N + offs, (gh * dh_dx).to(gx_ptr.dtype.element_ty), mask=mask)
+        tl.store(gx_ptr + cur, (gh * dh_dx).to(gx_ptr.dtype.element_ty), mask=mask)
         gv = gh * dh_dv
     if WANT_GVI:
         tl.store(gvi_ptr + offs, gv.to(gvi_ptr.dtype.element_ty), mask=mask)
