@@ -39,9 +39,11 @@ import triton.language as tl
 from .._backend import triton_interpreted
 from .surrogate import surrogate_id
 
-# Register tile budget of the backward kernel: T_PAD * BLOCK fp32 values per program.
-_BWD_TILE = 4096
-_FWD_BLOCK = 1024
+# Neurons per forward program, and the backward register tile (T_PAD * BLOCK fp32 values per
+# program). Under the CPU interpreter the cost is per program and loop iteration while the
+# block is vectorised by NumPy, so larger blocks are used there (same code, fewer programs).
+_FWD_BLOCK = {False: 1024, True: 8192}
+_BWD_TILE = {False: 4096, True: 32768}
 
 
 @triton.jit
@@ -174,7 +176,8 @@ def _lif_bwd_kernel(
 def _bwd_block(T: int) -> tuple[int, int]:
     """(T_PAD, BLOCK) for the backward register tile of at most _BWD_TILE fp32 values."""
     t_pad = triton.next_power_of_2(T)
-    return t_pad, max(16, min(1024, _BWD_TILE // t_pad))
+    interp = triton_interpreted()
+    return t_pad, max(16, min(_FWD_BLOCK[interp], _BWD_TILE[interp] // t_pad))
 
 
 def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dtype):
@@ -182,11 +185,12 @@ def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dt
     T, N = x2.shape
     spikes = torch.empty((T, N), dtype=spike_dtype, device=x2.device)
     v_last = torch.empty((N,), dtype=torch.float32, device=x2.device)
-    grid = (triton.cdiv(N, _FWD_BLOCK),)
+    block = _FWD_BLOCK[triton_interpreted()]
+    grid = (triton.cdiv(N, block),)
     _lif_fwd_kernel[grid](
         x2, v_init if v_init is not None else v_last, spikes, v_last,
         N, tau, v_th, vr,
-        T=T, BLOCK=_FWD_BLOCK, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
+        T=T, BLOCK=block, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
         HAS_V_INIT=v_init is not None,
     )
     return spikes, v_last

@@ -75,9 +75,11 @@ def test_exact_vs_reference_all_modes(decay_input, v_reset, detach_reset, surrog
              detach_reset=detach_reset, surrogate=surrogate, v_init=True)
 
 
-@pytest.mark.parametrize("T,shape", [(1, (7,)), (3, (1,)), (8, (1100,)), (16, (3, 5))])
+@pytest.mark.parametrize("T,shape", [(1, (7,)), (3, (1,)), (8, (1100,)), (16, (3, 5)),
+                                     (2, (2, 9001))])
 def test_exact_shapes(T, shape):
-    # 1100 neurons spans two forward programs (block 1024) and several backward programs
+    # 18002 neurons span three programs (interpreter blocks: 8192 forward and backward; on GPU
+    # 1024), the last one partial
     _compare(T, shape)
 
 
