@@ -75,6 +75,10 @@ def markdown(result: dict, command: str) -> str:
                 f"{r['stc']['throughput_per_s']:.1f} | {r['baseline']['median_ms']:.2f} | "
                 f"{r['baseline']['throughput_per_s']:.1f} | {r['speedup']:.2f}x | "
                 f"{'yes' if r['agree'] else 'NO'} | {r['max_abs_diff']:.1e} |")
+    if any(r["max_abs_diff"] > 0 for m in result["models"].values() for r in m["rows"]):
+        lines += ["", "Nonzero logit differences: the stc runtime folds BatchNorm into the weights "
+                  "(stc.passes), which changes float rounding and can flip a spike whose "
+                  "membrane potential sits at the threshold; predictions are compared by argmax."]
     lines += ["", "## Energy per inference (one sample, all T timesteps), mJ", "",
               "| model | GPU measured, stc (total / dynamic) | GPU measured, baseline | "
               "Loihi 1 estimate | Loihi 2 bound (low - high) | paper formula estimate | "

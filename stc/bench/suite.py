@@ -96,9 +96,8 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         name = f"GPU: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     else:
-        name = (f"CPU: {platform.processor() or platform.machine()}, "
-                f"{torch.get_num_threads()} threads")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        name = f"CPU: {platform.processor() or platform.machine()}"
+    load = round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None
     return {"device": name, "device_type": device.type, "platform": platform.platform(),
             "versions": versions, "load_average_1min_at_start": load,
             "cpu_count": os.cpu_count()}
