@@ -205,8 +205,9 @@ class OfficialNet(nn.Module):
         return self.head(x.mean(0))
 
 
-def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BN statistics that make every layer fire; eval mode."""
+def randomise(model: nn.Module, seed: int = 0, bn_shift: float = 0.0) -> nn.Module:
+    """Random weights and BN statistics (BN bias in [bn_shift, bn_shift + 0.6]) so that
+    layers fire; eval mode."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -220,7 +221,7 @@ def randomise(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
                 m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
                 m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.6)
+                m.bias.copy_(torch.rand(n, generator=g) * 0.6 + bn_shift)
                 m.num_batches_tracked.fill_(7)
             elif isinstance(m, nn.LayerNorm):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g))

@@ -9,6 +9,7 @@ from official_nets import OfficialNet, randomise
 
 from stc.models import create_model
 from stc.models.keymap import CheckpointKeyError, load_official_state_dict, map_official_keys
+from stc.models.stats import firing_rates
 
 TINY = dict(img_size=32, in_channels=3, num_classes=5, embed_dim=32, num_heads=2, depths=2,
             mlp_ratio=4.0, T=4, pooling="1111", backend="torch")
@@ -17,7 +18,7 @@ TINY = dict(img_size=32, in_channels=3, num_classes=5, embed_dim=32, num_heads=2
 def _pair(arch: str, seed: int = 0):
     sdt = arch == "sdt"
     torch.manual_seed(seed)
-    ref = randomise(OfficialNet(3, 32, 2, 2, 4.0, 5, "1111", 4, sdt), seed)
+    ref = randomise(OfficialNet(3, 32, 2, 2, 4.0, 5, "1111", 4, sdt), seed, bn_shift=0.3)
     ours = create_model(f"{arch}_tiny", **TINY).eval()
     return ref, ours
 
@@ -34,6 +35,10 @@ def test_official_checkpoint_gives_identical_logits(arch, source):
     with torch.no_grad():
         want, got = ref(x), ours(x)
     assert want.abs().sum() > 0 and want.std() > 1e-3   # the net is not silent
+    rates = firing_rates(ours, x)                        # ... nor is its attention path
+    if arch != "sdt":
+        assert sum(r for n, r in rates.items() if n.endswith("attn.attn_lif")) > 0, rates
+    assert rates["block.1.attn.q_lif"] > 0 and rates["block.1.mlp.fc2_lif"] > 0, rates
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
