@@ -38,6 +38,7 @@ app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspe
 app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)
 app.command("run")(__import__("stc.cli.run", fromlist=["run"]).run)
 app.command("serve")(__import__("stc.cli.serve", fromlist=["serve"]).serve)
+app.command("train")(__import__("stc.cli.train", fromlist=["train"]).train)
 app.command("verify")(__import__("stc.cli.verify", fromlist=["verify"]).verify)
 
 
