@@ -181,7 +181,12 @@ def _bwd_block(T: int) -> tuple[int, int]:
 
 
 def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dtype):
-    """Run the forward kernel on x2 [T, N]; returns (spikes [T, N] spike_dtype, v_last [N] fp32)."""
+    """Launch the forward kernel on x2 [T, N] (contiguous fp32/fp16/bf16).
+
+    v_init: [N] or None (start at ``vr``); tau in timesteps (``inf`` only with is_if=True);
+    v_th, vr: threshold and reset potential (vr = 0 for soft reset, hard=False).
+    Returns (spikes [T, N] in spike_dtype, v_last [N] fp32). Grid: cdiv(N, BLOCK) programs.
+    """
     T, N = x2.shape
     spikes = torch.empty((T, N), dtype=spike_dtype, device=x2.device)
     v_last = torch.empty((N,), dtype=torch.float32, device=x2.device)
@@ -198,7 +203,12 @@ def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dt
 
 def launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha, decay_input, is_if,
                     hard, detach_reset, surr, want_gvi):
-    """Run the backward kernel; returns (grad_x [T, N] in x2.dtype, grad_v_init [N] or None)."""
+    """Launch the backward kernel (recomputes H from x2 [T, N] and v_init [N] or None).
+
+    grad_s: dL/dS [T, N] or None; grad_v: dL/dV[T-1] [N] or None; surr: surrogate id.
+    Returns (grad_x [T, N] in x2.dtype, grad_v_init [N] in v_init.dtype, or None unless
+    want_gvi). Grid: cdiv(N, BLOCK) programs with a [T_PAD, BLOCK] register tile each.
+    """
     T, N = x2.shape
     # The interpreter truncates fp32 -> bf16 stores (GPUs round to nearest): when interpreted,
     # bf16 gradients are written in fp32 and rounded by torch afterwards.
