@@ -26,6 +26,9 @@ tile [T_PAD, BLOCK] (no global memory), then runs the reverse-time recurrence
 
 with dV/dH = (1 - S) [+ (v_reset - H) sg'] (hard) or 1 [- v_th sg'] (soft); the bracketed
 reset term is dropped when detach_reset=True. dL/dv_init = dL/dV[-1].
+
+tau = inf (decay_input=False only) is the compile-time branch IS_IF: H = V + X with no division
+and dH/dV = 1 (1/tau = 0), exactly what the reference computes since (V - v_reset) / inf = 0.
 """
 
 from __future__ import annotations
