@@ -91,3 +91,35 @@ def test_real_gpu_measurement_is_positive():
     x = torch.randn(512, 512, device="cuda")
     r = measure_gpu_energy(lambda: x @ x, batch_size=1, min_seconds=1.0, repeats=2, idle_s=0.5)
     assert r.total_mj > 0 and r.idle_power_w > 0
+
+
+def test_zeus_meter_converts_joules(monkeypatch):
+    import types
+
+    class FakeMonitor:  # the ZeusMonitor interface: begin_window / end_window -> Measurement
+        def __init__(self, gpu_indices):
+            self.gpu_indices = gpu_indices
+
+        def begin_window(self, key):
+            self.key = key
+
+        def end_window(self, key):
+            assert key == self.key
+            return types.SimpleNamespace(time=2.5, gpu_energy={self.gpu_indices[0]: 1.25})
+
+    zeus = types.ModuleType("zeus")
+    zeus.monitor = types.ModuleType("zeus.monitor")
+    zeus.monitor.ZeusMonitor = FakeMonitor
+    monkeypatch.setitem(sys.modules, "zeus", zeus)
+    monkeypatch.setitem(sys.modules, "zeus.monitor", zeus.monitor)
+    m = gpu_mod.ZeusMeter(device_index=1)
+    m.begin()
+    assert m.end() == (2.5, 1250.0)  # 1.25 J -> 1250 mJ
+    assert "Zeus" in m.source
+
+
+def test_zeus_missing_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "zeus", None)
+    monkeypatch.setitem(sys.modules, "zeus.monitor", None)
+    with pytest.raises(GpuEnergyUnavailable, match="zeus"):
+        gpu_mod.ZeusMeter()
