@@ -69,3 +69,13 @@ def test_bad_config():
         run_suite(BenchConfig(models=("sdt_tiny",), batch_sizes=(1,), device="tpu"))
     with pytest.raises(ValueError, match="batch_sizes"):
         run_suite(BenchConfig(models=("sdt_tiny",), batch_sizes=(0,), device="cpu"))
+
+
+@pytest.mark.gpu
+def test_suite_on_gpu_agrees_with_baseline():
+    cfg = BenchConfig(models=("sdt_tiny",), batch_sizes=(1, 4), img_size=8, device="cuda",
+                      warmup=1, repeats=2, energy_seconds=1.0, energy_repeats=1)
+    r = run_suite(cfg, log=lambda _msg: None)
+    m = r["models"]["sdt_tiny"]
+    assert m["agree"] and r["environment"]["device_type"] == "cuda"
+    assert m["stc_impl"].startswith("stc runtime")
