@@ -7,6 +7,7 @@ from stc.energy.gpu import (
     CounterMeter,
     GpuEnergy,
     GpuEnergyUnavailable,
+    ZeusMeter,
     default_meter,
     measure_gpu_energy,
     nvml_meter,
@@ -24,6 +25,7 @@ from stc.energy.records import LAYER_KINDS, LayerRecord, check_records
 __all__ = [
     "LAYER_KINDS", "LOIHI1_PER_OP", "PRESETS", "CounterMeter", "FormulaEnergy", "GpuEnergy",
     "GpuEnergyUnavailable", "LayerEnergy", "LayerRecord", "LoihiEnergy", "LoihiOpCounts",
-    "OpEnergy", "check_records", "counts_from_records", "default_meter", "estimate_loihi_energy",
+    "OpEnergy", "ZeusMeter", "check_records", "counts_from_records", "default_meter",
+    "estimate_loihi_energy",
     "measure_gpu_energy", "nvml_meter", "paper_energy", "resources_from_mapping", "sop",
 ]
