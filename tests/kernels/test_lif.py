@@ -13,6 +13,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stc.kernels.lif import lif_multistep, lif_reference
 
 from stc.nn.neurons import LIF
@@ -81,6 +83,19 @@ def test_exact_shapes(T, shape):
     # 18002 neurons span three programs (interpreter blocks: 8192 forward and backward; on GPU
     # 1024), the last one partial
     _compare(T, shape)
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(1, 9), n=st.integers(1, 300), tau=st.floats(1.01, 8.0),
+       v_th=st.floats(0.1, 2.0), hard=st.booleans(), decay_input=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_exact_random_parameters(T, n, tau, v_th, hard, decay_input, seed):
+    """Property: for any parameters the kernel's forward equals the reference bit for bit."""
+    x, vi = _inputs(T, (n,), seed=seed, v_init=True)
+    kw = dict(tau=tau, v_th=v_th, v_reset=0.0 if hard else None, decay_input=decay_input)
+    st_, vt = lif_multistep(x, v_init=vi, backend="triton", **kw)
+    sr, vr = _reference(x, v_init=vi, **kw)
+    assert torch.equal(st_, sr) and torch.equal(vt, vr)
 
 
 def test_alpha_and_tau():
