@@ -9,9 +9,9 @@ import typer
 
 # Tuned recipes for the digits presets (CPU, 2 cores: see benchmarks/results/train_digits_cpu.md).
 RECIPES: dict[str, dict] = {
-    "spikformer_tiny": dict(epochs=20, batch_size=32, lr=3e-3),
-    "sdt_tiny": dict(epochs=20, batch_size=32, lr=3e-3),
-    "dsformer_tiny": dict(epochs=20, batch_size=32, lr=3e-3),
+    "spikformer_tiny": dict(epochs=8, batch_size=64, lr=4e-3),
+    "sdt_tiny": dict(epochs=8, batch_size=64, lr=4e-3),
+    "dsformer_tiny": dict(epochs=8, batch_size=64, lr=4e-3),
 }
 
 
@@ -61,7 +61,7 @@ def train(
         raise typer.Exit(2)
     if threads:
         torch.set_num_threads(threads)
-    recipe = dict(RECIPES.get(model, dict(epochs=20, batch_size=32, lr=3e-3)))
+    recipe = dict(RECIPES.get(model, dict(epochs=8, batch_size=64, lr=4e-3)))
     for key, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)):
         if value is not None:
             recipe[key] = value
