@@ -167,3 +167,26 @@ def test_signatures(tmp_path):
         read_bundle(forged, public_key=pub)
     with pytest.raises(BundleError, match="PEM"):
         read_bundle(signed, public_key=b"not a key")
+
+
+def test_random_byte_flips_fail_cleanly(tmp_path, bundle_bytes):
+    """Any single corrupted byte gives a BundleError or (zip metadata only) a bundle whose
+    members are unchanged - never another exception and never different weights."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = read_bundle(bundle_bytes)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.integers(0, len(bundle_bytes) - 1), st.integers(1, 255))
+    def flip(pos, mask):
+        blob = bytearray(bundle_bytes)
+        blob[pos] ^= mask
+        try:
+            b = read_bundle(bytes(blob))
+        except BundleError:
+            return
+        assert b.manifest == good.manifest
+        assert all(torch.equal(b.graph.tensors[k], t) for k, t in good.graph.tensors.items())
+
+    flip()
