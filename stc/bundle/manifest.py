@@ -16,10 +16,9 @@ import json
 import re
 
 from stc.errors import BundleError
+from stc.ir.shapes import OIP_DATATYPES
 
 SCHEMA_VERSION = 1
-OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
-                 "INT64", "FP16", "FP32", "FP64", "BF16")
 MEMBER_RE = re.compile(r"^(weights\.safetensors|loihi/[A-Za-z0-9_][A-Za-z0-9._-]*"
                        r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)*)$")
 _ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

@@ -11,6 +11,27 @@ def _conv_out(size: int, k: int, s: int, p: int, d: int = 1) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+OIP_DATATYPES = ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                 "INT64", "FP16", "FP32", "FP64", "BF16")
+
+
+def _check_attrs(node: Node, fail) -> None:
+    """Value ranges of neuron and I/O attributes (types are checked when parsing)."""
+    op = node.OP
+    if op == "Input" and node.datatype not in OIP_DATATYPES:
+        raise fail(f"datatype must be an OIP datatype, got {node.datatype!r}")
+    if op == "LIF" and not node.tau > 0:
+        raise fail(f"tau must be > 0 (timesteps), got {node.tau}")
+    if op == "CubaLIF" and node.output not in ("spikes", "v"):
+        raise fail(f"output must be 'spikes' or 'v', got {node.output!r}")
+    if op == "LoihiCubaLIF":
+        if not (1 <= node.i_decay <= 4096 and 0 <= node.v_decay <= 4096):
+            raise fail(f"i_decay must be in 1..4096 and v_decay in 0..4096, got "
+                       f"{node.i_decay}, {node.v_decay}")
+        if not 0 <= node.v_th_mant < 1 << 17:
+            raise fail(f"v_th_mant must be in 0..2**17-1, got {node.v_th_mant}")
+
+
 def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
                 check_tensors: bool = True) -> tuple[int, ...]:
     """Output shape of ``node`` given its input shapes ``ins``.
@@ -29,6 +50,7 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
 
     op = node.OP
     x = ins[0] if ins else ()
+    _check_attrs(node, fail)
     if op == "Input":
         return tuple(node.shape)
     if op in ("Output", "Repeat", "TimeMean", "LIF", "IF", "BatchNorm", "Scale"):
