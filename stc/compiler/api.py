@@ -146,13 +146,31 @@ class CompiledModel:
         return (y, res.spike_trains) if return_spike_trains else y
 
     def save(self, path: str | Path, *, name: str = "model", version: str = "1",
-             private_key: object = None, extra_members: dict[str, bytes] | None = None) -> Path:
-        """Write a ``.stcb`` bundle (stc.bundle.write_bundle) and return its path."""
-        from stc.bundle import write_bundle
+             private_key: object = None, extra_members: dict[str, bytes] | None = None,
+             loihi_members: bool = True) -> Path:
+        """Write a ``.stcb`` bundle (stc.bundle.write_bundle) and return its path.
 
+        With a fixed graph and ``loihi_members``, the Loihi 2 mapping of stc.lava
+        (``map_graph(fixed_graph).members()``: netx network and mapping report under loihi/)
+        is added; a graph the mapping refuses is bundled without them and the reason is
+        recorded in the manifest metadata ("loihi").
+        """
+        from stc.bundle import write_bundle
+        from stc.errors import MappingError
+
+        members = dict(extra_members or {})
+        meta: dict = {"passes": self.reports}
+        if self.fixed_graph is not None and loihi_members:
+            try:
+                from stc.lava.mapping import map_graph
+
+                members = {**map_graph(self.fixed_graph).members(), **members}
+                meta["loihi"] = "mapped"
+            except (ImportError, MappingError) as e:
+                meta["loihi"] = f"not mapped: {e}"
         return write_bundle(path, self.graph, name=name, version=version,
-                            fixed_graph=self.fixed_graph, extra_members=extra_members,
-                            private_key=private_key, metadata={"passes": self.reports})
+                            fixed_graph=self.fixed_graph, extra_members=members,
+                            private_key=private_key, metadata=meta)
 
 
 class SpikeCompiler:

@@ -86,3 +86,31 @@ def test_lava_target_quantises_and_errors_are_clear():
     if not torch.cuda.is_available():
         with pytest.raises(UnsupportedTargetError, match="CUDA"):
             SpikeCompiler(target="gpu").compile(net(), (1, 4, 4))
+
+
+def test_fixed_bundle_carries_the_loihi_mapping(tmp_path):
+    from stc.bundle import read_bundle
+    from stc.lava.mapping import map_graph
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 8), LIF(backend="torch"), nn.Linear(8, 3),
+                      LIF(backend="torch")).eval()
+    compiled = SpikeCompiler(target="lava-sim", optimization_level=0).compile(m, (16,))
+    b = read_bundle(compiled.save(tmp_path / "m.stcb", name="mlp"))
+    assert b.manifest["metadata"]["loihi"] == "mapped"
+    assert set(b.extra_members) == {"loihi/network.net", "loihi/mapping.json"}
+    # the stored netx network is the mapping of the bundle's own (reloaded) fixed graph
+    assert b.extra_members["loihi/network.net"] == map_graph(b.fixed_graph).netx_bytes
+
+
+def test_unmappable_fixed_graph_is_bundled_with_the_reason(tmp_path, monkeypatch):
+    import stc.lava.mapping as mapping
+    from stc.bundle import read_bundle
+
+    def refuse(graph):
+        raise MappingError("no cores left")
+    monkeypatch.setattr(mapping, "map_graph", refuse)
+    compiled = SpikeCompiler(target="cpu", optimization_level=3).compile(net(), (1, 4, 4))
+    b = read_bundle(compiled.save(tmp_path / "m.stcb", name="net"))
+    assert b.manifest["metadata"]["loihi"] == "not mapped: no cores left"
+    assert b.extra_members == {} and b.fixed_graph is not None
