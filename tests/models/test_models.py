@@ -89,7 +89,7 @@ def test_config_errors_name_the_values():
     with pytest.raises(ValueError, match=r"embed_dim \(64\).*num_heads \(3\)"):
         create_model("spikformer_tiny", num_heads=3)
     with pytest.raises(ValueError, match=r"img_size \(12\).*patch size 8"):
-        create_model("sdt_tiny", img_size=12, pooling="0011")
+        create_model("sdt_tiny", img_size=12, pooling="0111")
     with pytest.raises(ValueError, match="unknown model 'vit'"):
         create_model("vit")
     with pytest.raises(ValueError, match="unknown ModelConfig fields"):
