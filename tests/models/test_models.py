@@ -112,3 +112,25 @@ def test_input_errors():
         model(torch.ones(2, 1, 8, 8, dtype=torch.long))
     with pytest.raises(TypeError):
         model("image")
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_triton_backend_matches_torch_reference(name):
+    """backend="triton" (interpreted on CPU under pytest) vs the pure-PyTorch path."""
+    if not torch.cuda.is_available():
+        from stc.kernels import triton_interpreted
+
+        assert triton_interpreted(), "the root conftest sets TRITON_INTERPRET=1 without CUDA"
+    small = dict(T=2, embed_dim=32, num_heads=2)
+    ref = randomise(create_model(name, backend="torch", **small), seed=0, bn_shift=0.3).train()
+    fused = create_model(name, backend="triton", **small).train()
+    fused.load_state_dict(ref.state_dict())
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2
+    y_ref, y_fused = ref(x), fused(x)
+    torch.testing.assert_close(y_fused, y_ref, rtol=1e-5, atol=1e-5)
+    y_ref.square().sum().backward()
+    y_fused.square().sum().backward()
+    g_ref = ref.patch_embed.proj_conv.weight.grad
+    assert g_ref.abs().sum() > 0
+    torch.testing.assert_close(fused.patch_embed.proj_conv.weight.grad, g_ref,
+                               rtol=1e-4, atol=1e-5)
