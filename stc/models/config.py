@@ -39,6 +39,7 @@ class ModelConfig:
         attn_scale: scale s of SSA / DSFormer attention (official: 0.125).
         window_size, sparse_ratio, spike_mode: DSFormer attention parameters.
         backend: "auto" | "triton" | "torch" for every LIF and attention op.
+        extra: free-form JSON-serialisable metadata (not read by the models).
 
     Raises (``validate``, called on construction):
         ValueError naming the field: unknown arch/backend/spike_mode, non-positive sizes,

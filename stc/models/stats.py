@@ -56,8 +56,8 @@ class LayerStats:
 
     @property
     def sop(self) -> float:
-        """fr * T * FLOPs: synaptic operations per sample (MACs for the encoding layer use
-        ``flops * T`` instead; see ``sop``)."""
+        """fr * T * FLOPs: this layer's synaptic operations per sample (for the encoding layer
+        the papers count ``flops * T`` MACs instead: ``encoding_macs``)."""
         return self.in_firing_rate * self.T * self.flops
 
 
@@ -146,6 +146,7 @@ class _Collector:
         self.order: list[str] = []
         self.handles = []
         self.qkv: dict[str, dict[str, torch.Tensor]] = {}
+        self.sums: dict[str, list[float]] = {}
         self.seen_encoding = False
         from stc.nn import LIF
         from stc.nn.attention import SDSA, SSA, DSFormerAttention, GradedLIF
@@ -163,22 +164,22 @@ class _Collector:
             elif isinstance(mod, (LIF, GradedLIF)):
                 self.handles.append(mod.register_forward_hook(self._neuron_hook(name)))
 
-    def _add(self, name, kind, flops, nz, dense, enc=False, out_rate=None) -> None:
-        """Accumulate (a module may run more than once): flops add, rates are weighted."""
+    def _add(self, name, kind, flops, nz, dense, enc=False, out_spikes=None) -> None:
+        """Accumulate (a module may run more than once): FLOPs add, rates are pooled."""
         per = self.T * self.B
         rec = self.records.get(name)
         if rec is None:
-            rec = LayerStats(name, kind, 0.0, 0.0, self.T, enc, None)
-            rec._nz, rec._dense, rec._out = 0.0, 0.0, 0.0  # type: ignore[attr-defined]
-            self.records[name] = rec
+            rec = self.records[name] = LayerStats(name, kind, 0.0, 0.0, self.T, enc, None)
+            self.sums[name] = [0.0, 0.0, 0.0]     # nonzero inputs, inputs, output spikes
             self.order.append(name)
-        rec._nz += nz                                          # type: ignore[attr-defined]
-        rec._dense += dense                                    # type: ignore[attr-defined]
+        acc = self.sums[name]
+        acc[0] += nz
+        acc[1] += dense
         rec.flops += flops / per
-        rec.in_firing_rate = rec._nz / rec._dense if rec._dense else 0.0  # type: ignore
-        if out_rate is not None:
-            rec._out += out_rate                               # type: ignore[attr-defined]
-            rec.out_firing_rate = rec._out / rec._dense        # type: ignore[attr-defined]
+        rec.in_firing_rate = acc[0] / acc[1] if acc[1] else 0.0
+        if out_spikes is not None:
+            acc[2] += out_spikes
+            rec.out_firing_rate = acc[2] / acc[1] if acc[1] else 0.0
 
     def _synapse_hook(self, name):
         def hook(mod, inp, out):
@@ -197,7 +198,7 @@ class _Collector:
     def _neuron_hook(self, name):
         def hook(mod, inp, out):
             self._add(name, "neuron", float(out.numel()), float(_nnz(inp[0]).sum()),
-                      float(out.numel()), out_rate=float(out.double().sum()))
+                      float(out.numel()), out_spikes=float(out.double().sum()))
         return hook
 
     def _qkv_hook(self, name, part):
@@ -248,10 +249,4 @@ def collect(model: nn.Module, x: torch.Tensor) -> list[LayerStats]:
     finally:
         for h in col.handles:
             h.remove()
-    out = []
-    for name in col.order:
-        rec = col.records[name]
-        for attr in ("_nz", "_dense", "_out"):
-            delattr(rec, attr)
-        out.append(rec)
-    return out
+    return [col.records[name] for name in col.order]
