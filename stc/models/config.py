@@ -39,6 +39,8 @@ class ModelConfig:
         attn_scale: scale s of SSA / DSFormer attention (official: 0.125).
         window_size, sparse_ratio, spike_mode: DSFormer attention parameters.
         backend: "auto" | "triton" | "torch" for every LIF and attention op.
+        qkv_bias: bias on the Q/K/V linears of SSA / DSFormer attention (False as Spikformer's
+            ImageNet code; True for its CIFAR code's nn.Linear layers).
         extra: free-form JSON-serialisable metadata (not read by the models).
 
     Raises (``validate``, called on construction):
@@ -62,6 +64,7 @@ class ModelConfig:
     sparse_ratio: float = 1.0
     spike_mode: str = "binary"
     backend: str = "auto"
+    qkv_bias: bool = False
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -99,6 +102,8 @@ class ModelConfig:
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if not isinstance(self.qkv_bias, bool):
+            raise TypeError(f"qkv_bias must be a bool, got {type(self.qkv_bias).__name__}")
         check_positive("mlp_ratio", self.mlp_ratio)
         check_positive("tau", self.tau)
         check_positive("attn_scale", self.attn_scale)

@@ -18,7 +18,8 @@ def _dsformer_attention(cfg: ModelConfig) -> nn.Module:
 
     return DSFormerAttention(cfg.embed_dim, cfg.num_heads, spike_mode=cfg.spike_mode,
                              window_size=cfg.window_size, sparse_ratio=cfg.sparse_ratio,
-                             scale=cfg.attn_scale, backend=cfg.backend)
+                             scale=cfg.attn_scale, backend=cfg.backend,
+                             qkv_bias=cfg.qkv_bias)
 
 
 class DSFormer(Spikformer):

@@ -14,7 +14,8 @@ source="spikformer" (ZK-Zhou/spikformer imagenet/model.py; model arch "spikforme
     block.{i}.mlp.fc{1,2}_bn.{bn}                  -> same name
     block.{i}.norm1.*, block.{i}.norm2.*           -> dropped (LayerNorms built, never used)
     head.weight, head.bias                          -> same name
-  The CIFAR code's ``*_linear`` names map onto themselves (weights already 2-D).
+  The CIFAR code (cifar10/model.py: nn.Linear ``*_linear`` layers with biases, stem pooling
+  "0011") maps onto itself; build the model with ``qkv_bias=True, pooling="0011"``.
 
 source="sdt" (BICLab/Spike-Driven-Transformer model/spikeformer.py, module/*.py; arch "sdt"):
     patch_embed.*                                   -> as above

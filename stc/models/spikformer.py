@@ -31,7 +31,8 @@ class SpikformerBlock(nn.Module):
 def _ssa(cfg: ModelConfig) -> nn.Module:
     from stc.nn.attention import SSA
 
-    return SSA(cfg.embed_dim, cfg.num_heads, scale=cfg.attn_scale, backend=cfg.backend)
+    return SSA(cfg.embed_dim, cfg.num_heads, scale=cfg.attn_scale, backend=cfg.backend,
+               qkv_bias=cfg.qkv_bias)
 
 
 class Spikformer(nn.Module):

@@ -165,13 +165,68 @@ class OfficialSDSA(nn.Module):
         return _tb(lambda z: self.proj_bn(self.proj_conv(z)), a) + identity
 
 
-class OfficialBlock(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio, sdt):
+def _lin_bn(linear, bn, x):
+    """CIFAR code: Linear on [TB, N, C], BatchNorm1d on the transposed [TB, C, N]."""
+    T, B, N, _ = x.shape
+    y = linear(x.flatten(0, 1))
+    return bn(y.transpose(-1, -2)).transpose(-1, -2).reshape(T, B, N, -1)
+
+
+class CifarSSA(nn.Module):
+    """Spikformer cifar10/model.py SSA: nn.Linear with biases, tokens [T, B, N, C],
+    attention evaluated as (q @ k^T) @ v."""
+
+    def __init__(self, dim, heads):
         super().__init__()
-        self.sdt = sdt
+        self.heads = heads
+        for p in "qkv":
+            setattr(self, f"{p}_linear", nn.Linear(dim, dim))
+            setattr(self, f"{p}_bn", nn.BatchNorm1d(dim))
+            setattr(self, f"{p}_lif", SJLIF())
+        self.attn_lif = SJLIF(0.5)
+        self.proj_linear = nn.Linear(dim, dim)
+        self.proj_bn = nn.BatchNorm1d(dim)
+        self.proj_lif = SJLIF()
+
+    def forward(self, x):
+        T, B, N, C = x.shape
+
+        def heads(p):
+            y = getattr(self, f"{p}_lif")(
+                _lin_bn(getattr(self, f"{p}_linear"), getattr(self, f"{p}_bn"), x))
+            return y.reshape(T, B, N, self.heads, C // self.heads).permute(0, 1, 3, 2, 4)
+
+        q, k, v = heads("q"), heads("k"), heads("v")
+        a = ((q @ k.transpose(-2, -1)) * 0.125) @ v
+        a = self.attn_lif(a.transpose(2, 3).reshape(T, B, N, C))
+        return self.proj_lif(_lin_bn(self.proj_linear, self.proj_bn, a))
+
+
+class CifarMLP(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1_linear = nn.Linear(dim, hidden)
+        self.fc1_bn = nn.BatchNorm1d(hidden)
+        self.fc1_lif = SJLIF()
+        self.fc2_linear = nn.Linear(hidden, dim)
+        self.fc2_bn = nn.BatchNorm1d(dim)
+        self.fc2_lif = SJLIF()
+
+    def forward(self, x):
+        x = self.fc1_lif(_lin_bn(self.fc1_linear, self.fc1_bn, x))
+        return self.fc2_lif(_lin_bn(self.fc2_linear, self.fc2_bn, x))
+
+
+class OfficialBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio, sdt, cifar=False):
+        super().__init__()
+        self.sdt, self.cifar = sdt, cifar
         if not sdt:
             self.norm1 = nn.LayerNorm(dim)  # built but unused, as in the official Block
             self.norm2 = nn.LayerNorm(dim)
+        if cifar:
+            self.attn, self.mlp = CifarSSA(dim, heads), CifarMLP(dim, int(dim * mlp_ratio))
+            return
         self.attn = OfficialSDSA(dim, heads) if sdt else OfficialSSA(dim, heads)
         self.mlp = OfficialMLP(dim, int(dim * mlp_ratio), sdt)
 
@@ -183,13 +238,16 @@ class OfficialBlock(nn.Module):
 
 
 class OfficialNet(nn.Module):
-    """Spikformer (sdt=False) or SpikeDrivenTransformer (sdt=True): [B, C, H, W] -> [B, K]."""
+    """Spikformer (sdt=False; ImageNet code, or CIFAR code with cifar=True) or
+    SpikeDrivenTransformer (sdt=True): [B, C, H, W] -> [B, K]."""
 
-    def __init__(self, cin, D, heads, depths, mlp_ratio, num_classes, pooling, T, sdt):
+    def __init__(self, cin, D, heads, depths, mlp_ratio, num_classes, pooling, T, sdt,
+                 cifar=False):
         super().__init__()
-        self.T, self.sdt = T, sdt
+        self.T, self.sdt, self.cifar = T, sdt, cifar
         self.patch_embed = OfficialStem(cin, D, pooling, sdt)
-        self.block = nn.ModuleList(OfficialBlock(D, heads, mlp_ratio, sdt) for _ in range(depths))
+        self.block = nn.ModuleList(OfficialBlock(D, heads, mlp_ratio, sdt, cifar)
+                                   for _ in range(depths))
         if sdt:
             self.head_lif = SJLIF()
         self.head = nn.Linear(D, num_classes)
@@ -197,6 +255,11 @@ class OfficialNet(nn.Module):
     def forward(self, x):
         x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
         x = self.patch_embed(x)
+        if self.cifar:                 # the CIFAR code's blocks work on tokens [T, B, N, C]
+            x = x.flatten(3).transpose(-1, -2)
+            for blk in self.block:
+                x = blk(x)
+            return self.head(x.mean(2).mean(0))
         for blk in self.block:
             x = blk(x)
         x = x.flatten(3).mean(3)  # [T, B, D]

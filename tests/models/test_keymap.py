@@ -93,3 +93,24 @@ def test_depth_mismatch_and_wrong_source():
         load_official_state_dict(sdt, ref.state_dict(), "spikformer")
     with pytest.raises(ValueError, match="source"):
         map_official_keys(ref.state_dict(), "vit")
+
+
+def test_spikformer_cifar_code_layout_loads_with_qkv_bias():
+    """cifar10/model.py: nn.Linear layers with biases, stem pooling "0011", (q k^T) v."""
+    torch.manual_seed(0)
+    ref = randomise(OfficialNet(3, 32, 2, 1, 4.0, 5, "0011", 4, False, cifar=True), 0,
+                    bn_shift=0.3)
+    ours = create_model("spikformer_tiny", **{**TINY, "pooling": "0011", "img_size": 16,
+                                               "depths": 1, "qkv_bias": True}).eval()
+    load_official_state_dict(ours, ref.state_dict(), "spikformer")
+    assert torch.equal(ours.block[0].attn.q_linear.bias, ref.block[0].attn.q_linear.bias)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2
+    with torch.no_grad():
+        want, got = ref(x), ours(x)
+    assert want.std() > 1e-3
+    assert firing_rates(ours, x)["block.0.attn.attn_lif"] > 0
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    without_bias = create_model("spikformer_tiny", **{**TINY, "pooling": "0011",
+                                                       "img_size": 16, "depths": 1})
+    with pytest.raises(CheckpointKeyError, match="q_linear.bias"):
+        load_official_state_dict(without_bias, ref.state_dict(), "spikformer")
