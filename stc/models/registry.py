@@ -62,7 +62,12 @@ def preset_config(name: str, **overrides) -> ModelConfig:
 
 
 def build_model(config: ModelConfig) -> nn.Module:
-    """Instantiate the model class for ``config.arch``."""
+    """Instantiate the model class for ``config.arch`` (Spikformer, SpikeDrivenTransformer or
+    DSFormer); the model maps [B, C, H, W] or [T, B, C, H, W] to logits [B, num_classes].
+
+    Raises:
+        TypeError: config is not a ModelConfig.
+    """
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
     if config.arch == "spikformer":
