@@ -193,7 +193,9 @@ def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None 
         path: the bundle file.
         backend: "cpu" | "gpu" (torch runtime; Triton kernels on CUDA) | "lava-sim" | "loihi"
             (the verified bundle's fixed graph goes to
-            ``stc.lava.executor.load_lava_executable(graph, backend)``).
+            ``stc.lava.executor.load_lava_executable(graph, backend)`` inside a spawned
+            worker process, ``stc.lava.isolated``: Lava forks, which fails in a process
+            that runs gRPC threads).
         numerics: "float" | "fixed" | None (the manifest's default).
         public_key: Ed25519 public key (object, PEM bytes or path); when given the bundle must
             carry a valid signature.
@@ -225,9 +227,11 @@ def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None 
         if bundle.fixed_graph is None:
             raise ValueError(f"bundle {path} has no fixed-point graph for {backend!r}; "
                              "re-bundle with quantisation (stc bundle --fixed)")
-        exe = load_lava_executable(bundle.fixed_graph, backend)
-        exe.name, exe.version = bundle.name, bundle.version
-        return exe
+        del load_lava_executable  # runs in the worker: Lava cannot fork from a threaded server
+        from stc.lava.isolated import IsolatedLavaExecutable
+
+        return IsolatedLavaExecutable(bundle.fixed_graph, backend, name=bundle.name,
+                                      version=bundle.version)
     mode = numerics or bundle.manifest["numerics"]
     if mode == "fixed":
         if bundle.fixed_graph is None:

@@ -154,3 +154,33 @@ def test_stc_serve_and_stc_infer_commands(bundle_repo, tmp_path):
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@pytest.mark.slow
+def test_lava_sim_backend_serves_inside_the_grpc_process(tmp_path):
+    """Regression: Lava forks its processes, which failed inside the server's process once
+    gRPC threads ran (EOFError in Lava's shared-memory manager). The lava-sim backend now
+    runs Lava in a spawned worker; served outputs equal the runtime's fixed mode."""
+    from stc.passes import quantize
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(D_IN, D_OUT), LIF(backend="torch")).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(0.5)
+        model[0].bias.add_(0.3)
+    g = from_torch(model, (D_IN,), time_steps=T)
+    root = tmp_path / "repo"
+    (root / "tiny" / "1").mkdir(parents=True)
+    bundle = write_bundle(root / "tiny" / "1" / "model.stcb", g, name="tiny",
+                          fixed_graph=quantize(g)[0], numerics="fixed")
+    x = np.round(np.abs(_x(4, seed=2))).astype(np.float32)
+    want = load_bundle(bundle, backend="cpu", numerics="fixed").infer({"input": x})["output"]
+    server = InferenceServer(ServerConfig(host="127.0.0.1", port=0, backend="lava-sim"), root)
+    server.start()
+    try:
+        with Client(f"127.0.0.1:{server.port}") as c:
+            got = c.infer("tiny", {"input": x})["output"]
+    finally:
+        server.stop(grace=5.0)
+    assert want.sum() > 0
+    np.testing.assert_array_equal(got, want)
