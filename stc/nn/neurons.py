@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from stc.errors import check_choice, check_positive
+from stc.kernels import BACKENDS
 from stc.kernels.alif import alif_multistep
 from stc.kernels.cuba_fixed import cuba_lif_fixed
 from stc.kernels.cuba_fixed.op import VTH_MANT_MAX, check_int
@@ -15,7 +16,24 @@ from stc.kernels.cuba_lif import cuba_lif_multistep
 from stc.kernels.lif import DEFAULT_ALPHA, SURROGATES, lif_multistep
 
 
-class LIF(nn.Module):
+class _SpikingNeuron(nn.Module):
+    """Shared parameter handling of the float multi-step neurons (LIF, IF, ALIF, CubaLIF):
+    threshold, reset, surrogate gradient, kernel backend and the optional stored state."""
+
+    def _init_spiking(self, v_th: float, v_reset: float | None, detach_reset: bool,
+                      surrogate: str, alpha: float | None, backend: str,
+                      store_v: bool) -> None:
+        self.v_th = float(v_th)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = str(check_choice("surrogate", surrogate, SURROGATES))
+        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
+        self.backend = str(check_choice("backend", backend, BACKENDS))
+        self.store_v = store_v
+        self.v_last: torch.Tensor | None = None
+
+
+class LIF(_SpikingNeuron):
     """Multi-step leaky integrate-and-fire neuron (SpikingJelly MultiStepLIFNode semantics).
 
     Forward: x [T, ...] (input current, fp32/fp16/bf16) -> spikes [T, ...] in x.dtype.
@@ -55,15 +73,8 @@ class LIF(nn.Module):
                 "tau = inf is only allowed with decay_input=False (an IF neuron, H = V + X); "
                 "got decay_input=True"
             )
-        self.v_th = float(v_th)
-        self.v_reset = None if v_reset is None else float(v_reset)
         self.decay_input = bool(decay_input)
-        self.detach_reset = bool(detach_reset)
-        self.surrogate = str(check_choice("surrogate", surrogate, SURROGATES))
-        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
-        self.backend = str(check_choice("backend", backend, ("auto", "triton", "torch")))
-        self.store_v = store_v
-        self.v_last: torch.Tensor | None = None
+        self._init_spiking(v_th, v_reset, detach_reset, surrogate, alpha, backend, store_v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes, v = lif_multistep(
@@ -82,7 +93,7 @@ class LIF(nn.Module):
                 f"surrogate={self.surrogate!r}, backend={self.backend!r}")
 
 
-class IF(nn.Module):
+class IF(_SpikingNeuron):
     """Multi-step integrate-and-fire neuron (no leak): H[t] = V[t-1] + X[t].
 
     Runs the fused LIF op with tau = inf and decay_input=False
@@ -114,14 +125,7 @@ class IF(nn.Module):
         store_v: bool = False,
     ) -> None:
         super().__init__()
-        self.v_th = float(v_th)
-        self.v_reset = None if v_reset is None else float(v_reset)
-        self.detach_reset = bool(detach_reset)
-        self.surrogate = str(check_choice("surrogate", surrogate, SURROGATES))
-        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
-        self.backend = str(check_choice("backend", backend, ("auto", "triton", "torch")))
-        self.store_v = store_v
-        self.v_last: torch.Tensor | None = None
+        self._init_spiking(v_th, v_reset, detach_reset, surrogate, alpha, backend, store_v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes, v = lif_multistep(
@@ -139,7 +143,7 @@ class IF(nn.Module):
                 f"surrogate={self.surrogate!r}, backend={self.backend!r}")
 
 
-class ALIF(nn.Module):
+class ALIF(_SpikingNeuron):
     """Multi-step adaptive-threshold LIF (LSNN ALIF; Bellec et al., NeurIPS 2018, eq. 2-3).
 
     H[t] = LIF charge of V[t-1] and X[t] (as ``LIF``); theta[t] = v_th + beta * a[t-1];
@@ -182,15 +186,8 @@ class ALIF(nn.Module):
         if not beta >= 0 or beta == float("inf"):
             raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
         self.beta = float(beta)
-        self.v_th = float(v_th)
-        self.v_reset = None if v_reset is None else float(v_reset)
         self.decay_input = bool(decay_input)
-        self.detach_reset = bool(detach_reset)
-        self.surrogate = str(check_choice("surrogate", surrogate, SURROGATES))
-        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
-        self.backend = str(check_choice("backend", backend, ("auto", "triton", "torch")))
-        self.store_v = store_v
-        self.v_last: torch.Tensor | None = None
+        self._init_spiking(v_th, v_reset, detach_reset, surrogate, alpha, backend, store_v)
         self.a_last: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,7 +206,7 @@ class ALIF(nn.Module):
                 f"v_reset={self.v_reset}, backend={self.backend!r}")
 
 
-class CubaLIF(nn.Module):
+class CubaLIF(_SpikingNeuron):
     """Multi-step current-based LIF (float): NIR CubaLIF with dt = 1 timestep.
 
     I[t] = I[t-1] + (X[t] - I[t-1]) / tau_syn;  H[t] = V[t-1] + ((v_leak - V[t-1]) + I[t]) /
@@ -248,16 +245,9 @@ class CubaLIF(nn.Module):
         super().__init__()
         self.tau_syn = check_positive("tau_syn", tau_syn)
         self.tau_mem = check_positive("tau_mem", tau_mem)
-        self.v_th = float(v_th)
-        self.v_reset = None if v_reset is None else float(v_reset)
         self.v_leak = float(v_leak)
-        self.detach_reset = bool(detach_reset)
-        self.surrogate = str(check_choice("surrogate", surrogate, SURROGATES))
-        self.alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_positive("alpha", alpha)
-        self.backend = str(check_choice("backend", backend, ("auto", "triton", "torch")))
-        self.store_v = store_v
+        self._init_spiking(v_th, v_reset, detach_reset, surrogate, alpha, backend, store_v)
         self.i_last: torch.Tensor | None = None
-        self.v_last: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spikes, i, v = cuba_lif_multistep(
@@ -317,7 +307,7 @@ class LoihiCubaLIF(nn.Module):
             self.register_buffer("bias_mant", bias_mant.clone())
         else:
             self.bias_mant = check_int("bias_mant", bias_mant, -(1 << 24), 1 << 24)
-        self.backend = str(check_choice("backend", backend, ("auto", "triton", "torch")))
+        self.backend = str(check_choice("backend", backend, BACKENDS))
         self.u_last: torch.Tensor | None = None
         self.v_last: torch.Tensor | None = None
 

@@ -6,6 +6,7 @@ import torch
 
 from ..._backend import resolve_backend
 from .._checks import check_number, check_qkv, check_sparse_ratio, check_window_size
+from .._recompute import recompute_qkv_grads
 from .reference import dsformer_reference
 
 
@@ -26,12 +27,8 @@ class DSFormerFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v = ctx.saved_tensors
-        with torch.enable_grad():
-            qs, ks, vs = (x.detach().requires_grad_(True) for x in (q, k, v))
-            out = dsformer_reference(qs, ks, vs, *ctx.args)
-            gq, gk, gv = torch.autograd.grad(out, (qs, ks, vs), grad_out)
-        return gq, gk, gv, None, None, None
+        grads = recompute_qkv_grads(dsformer_reference, ctx.saved_tensors, grad_out, *ctx.args)
+        return (*grads, None, None, None)
 
 
 def dsformer(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: int = 1,

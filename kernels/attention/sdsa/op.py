@@ -6,6 +6,7 @@ import torch
 
 from ..._backend import resolve_backend
 from .._checks import check_number, check_qkv
+from .._recompute import recompute_qkv_grads
 from .reference import sdsa_reference
 
 
@@ -26,12 +27,7 @@ class SDSAFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v = ctx.saved_tensors
-        with torch.enable_grad():
-            qs, ks, vs = (x.detach().requires_grad_(True) for x in (q, k, v))
-            out = sdsa_reference(qs, ks, vs, ctx.v_th)
-            gq, gk, gv = torch.autograd.grad(out, (qs, ks, vs), grad_out)
-        return gq, gk, gv, None
+        return (*recompute_qkv_grads(sdsa_reference, ctx.saved_tensors, grad_out, ctx.v_th), None)
 
 
 def sdsa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, v_th: float = 0.5,

@@ -6,6 +6,7 @@ import torch
 
 from ..._backend import resolve_backend
 from .._checks import check_number, check_qkv
+from .._recompute import recompute_qkv_grads
 from .reference import ssa_reference
 
 
@@ -26,12 +27,7 @@ class SSAFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v = ctx.saved_tensors
-        with torch.enable_grad():
-            qs, ks, vs = (x.detach().requires_grad_(True) for x in (q, k, v))
-            out = ssa_reference(qs, ks, vs, ctx.scale)
-            gq, gk, gv = torch.autograd.grad(out, (qs, ks, vs), grad_out)
-        return gq, gk, gv, None
+        return (*recompute_qkv_grads(ssa_reference, ctx.saved_tensors, grad_out, ctx.scale), None)
 
 
 def ssa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float = 0.125,
