@@ -25,24 +25,10 @@ import triton
 import triton.language as tl
 
 from ..lif.surrogate import surrogate_id
+from ..lif.triton_lif import surrogate_grad
 
 BLOCK = 1024
 _BWD_TILE = 4096  # T_PAD * BLOCK fp32 values per register tile
-
-
-@triton.jit
-def surrogate_grad(u, alpha, SURR: tl.constexpr):
-    """sg'(u) for u = H - threshold; ids and formulas of stc.kernels.lif.surrogate."""
-    if SURR == 0:
-        sg = tl.sigmoid(alpha * u)
-        g = alpha * sg * (1.0 - sg)
-    elif SURR == 1:
-        z = 1.5707963267948966 * alpha * u
-        g = (alpha / 2.0) / (1.0 + z * z)
-    else:
-        d = alpha * tl.abs(u) + 1.0
-        g = 1.0 / (d * d)
-    return g
 
 
 @triton.jit

@@ -20,8 +20,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ..alif.triton_alif import BLOCK, _bwd_block, surrogate_grad
+from ..alif.triton_alif import BLOCK, _bwd_block
 from ..lif.surrogate import surrogate_id
+from ..lif.triton_lif import surrogate_grad
 
 
 @triton.jit

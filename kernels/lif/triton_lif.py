@@ -73,7 +73,7 @@ def _fire_reset(h, v_th, vr, HARD: tl.constexpr):
 
 
 @triton.jit
-def _surrogate_grad(u, alpha, SURR: tl.constexpr):
+def surrogate_grad(u, alpha, SURR: tl.constexpr):
     """sg'(u), u = H - v_th; formulas and ids of surrogate.py (0 sigmoid, 1 atan, 2 fast)."""
     if SURR == 0:
         sg = tl.sigmoid(alpha * u)
@@ -157,7 +157,7 @@ def _lif_bwd_kernel(
         h = tl.sum(tl.where(rows == t, hs, 0.0), axis=0)
         u = h - v_th
         s = tl.where(u >= 0.0, 1.0, 0.0)
-        sg = _surrogate_grad(u, alpha, SURR)
+        sg = surrogate_grad(u, alpha, SURR)
         if HARD:
             dv_dh = 1.0 - s
             if not DETACH:

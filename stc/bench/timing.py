@@ -35,6 +35,12 @@ class Timing:
                 "batch_size": self.batch_size, "throughput_per_s": self.throughput}
 
 
+def _check_counts(batch_size: int, warmup: int, repeats: int) -> None:
+    if batch_size < 1 or warmup < 0 or repeats < 1:
+        raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got "
+                         f"{batch_size}, {warmup}, {repeats}")
+
+
 def time_calls(fn: Callable[[], object], *, batch_size: int, warmup: int = 2, repeats: int = 5,
                sync: Callable[[], None] = lambda: None,
                clock: Callable[[], float] = time.perf_counter) -> Timing:
@@ -44,9 +50,7 @@ def time_calls(fn: Callable[[], object], *, batch_size: int, warmup: int = 2, re
     Raises:
         ValueError: batch_size < 1, warmup < 0 or repeats < 1.
     """
-    if batch_size < 1 or warmup < 0 or repeats < 1:
-        raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got "
-                         f"{batch_size}, {warmup}, {repeats}")
+    _check_counts(batch_size, warmup, repeats)
     for _ in range(warmup):
         fn()
     sync()
@@ -70,9 +74,7 @@ def time_paired(fn_a: Callable[[], object], fn_b: Callable[[], object], *, batch
     Raises:
         ValueError: batch_size < 1, warmup < 0 or repeats < 1.
     """
-    if batch_size < 1 or warmup < 0 or repeats < 1:
-        raise ValueError(f"need batch_size >= 1, warmup >= 0, repeats >= 1; got "
-                         f"{batch_size}, {warmup}, {repeats}")
+    _check_counts(batch_size, warmup, repeats)
     for _ in range(warmup):
         fn_a()
         fn_b()
