@@ -206,7 +206,7 @@ class LoihiCubaLIF(Node):
         u = (u * (4096 - i_decay)) >> 12 + (a << 6)
         v = (v * (4096 - v_decay)) >> 12 + u + (bias << 6)
         s = v > (v_th_mant << 6); v = 0 where s.   u, v: 24-bit signed, saturating.
-    ``a`` is the integer synaptic input of the preceding layer (one step of delay).
+    ``a`` is the integer synaptic input of the preceding layer (same step: delay-free timing).
     Optional slot ``bias`` [shape] int32."""
 
     OP: ClassVar[str] = "LoihiCubaLIF"

@@ -6,16 +6,13 @@ fixed-point ring-buffer source and reads back ONLY the output spikes (a ring-buf
 "Running"). Lava is always stopped in a ``finally``, also on KeyboardInterrupt, so no worker
 process or shared memory is left behind.
 
-Two timings (Lava adds one step of delay per synapse layer):
-
-* "aligned": samples back to back in one run; netx's ``reset_interval = T`` clears each
-  layer's u and v at the step the next sample's first activation reaches it (netx staggers the
-  reset by one step per layer), and the L-step latency is removed. Equals the delay-free
-  NumPy oracle ``stc.lava.layers.reference_forward``.
-* "runtime": every sample starts from rest (u, v and the synaptic buffers set to 0 between
-  samples), runs T + pad steps (input, then ``pad`` zeros) and returns steps pad .. pad+T-1:
-  exactly the stc runtime's fixed mode (one step of delay per Linear/Conv2d, ``align = pad``
-  trailing zero steps), neuron biases included.
+Timing: Lava adds one step of latency per synapse layer. Samples run back to back in one
+pipelined run; netx's ``reset_interval = T`` (``reset_offset`` staggered one step per layer)
+clears each layer's u and v at the step its sample's first activation reaches it, and the
+L-step latency is removed from the output. The result equals the delay-free NumPy oracle
+``stc.lava.layers.reference_forward`` and the stc runtime's fixed mode
+(``stc.runtime.interpreter``), neuron biases included: garbage a layer emits before its reset
+always reaches the next layer before that layer's own reset.
 """
 
 from __future__ import annotations
@@ -102,47 +99,28 @@ def _source_data(xi: np.ndarray, in_shape, window: int, steps: int) -> np.ndarra
     return data
 
 
-def _reset_state(net) -> None:
-    """Put every netx block at rest: LIF u = v = 0 and the Dense/Conv accumulation buffer
-    (the in-flight activation of Lava's one-step synaptic delay) = 0."""
-    for blk in net.layers:
-        for var in (getattr(blk.neuron, "u", None), getattr(blk.neuron, "v", None),
-                    getattr(blk.synapse, "a_buff", None), getattr(blk.synapse, "a_buf", None)):
-            if var is not None:
-                var.set(np.zeros(var.shape, dtype=np.int32))
-
-
-def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
-                 netx_path: str | os.PathLike | None = None, pad: int = 0,
+def run_lava_sim(layers: list, x: np.ndarray, *, netx_path: str | os.PathLike | None = None,
                  hardware: bool = False) -> np.ndarray:
     """Run a fixed-point network in Lava's simulator (Loihi2SimCfg, select_tag='fixed_pt').
+
+    The whole batch runs in one pipelined run (module docstring); the output equals
+    ``stc.lava.layers.reference_forward`` and the runtime's fixed mode bit for bit.
 
     Args:
         layers: the network (``stc.lava.layers``), exported to netx HDF5 for the run.
         x: integer input [B, T, *input_shape] (torch order (N,) or (C, H, W)); binary
             spikes, or graded payloads (non-negative ints, sent as graded spikes).
-        alignment: "aligned": the whole batch in one pipelined run (netx reset_interval = T,
-            staggered per layer), latency removed; equals
-            ``stc.lava.layers.reference_forward``. "runtime": each sample from rest (u, v and
-            the synaptic buffers set to 0 between samples, one compile for the batch), input
-            followed by ``pad`` zero steps, outputs of steps pad .. pad+T-1; equals the stc
-            runtime's fixed mode ``execute(..., align=pad)`` bit for bit, biases included.
         netx_path: use this netx file instead of writing ``layers`` to a temporary one.
-        pad: trailing zero steps for alignment "runtime" (the runtime's ``fixed_delay``).
         hardware: run with Loihi2HwCfg on a Loihi 2 system instead (use :func:`run_loihi`).
 
     Returns:
         uint8 output spikes [B, T, *output_shape] of the last layer.
 
     Raises:
-        TypeError / ValueError: bad ``x``, ``alignment`` or ``pad``.
+        TypeError / ValueError: bad ``x``.
         LavaMissingError: Lava is not installed.
         Any error of the Lava run (or KeyboardInterrupt), after Lava has been stopped.
     """
-    if alignment not in ("aligned", "runtime"):
-        raise ValueError(f"alignment must be 'aligned' or 'runtime', got {alignment!r}")
-    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"pad must be an int >= 0, got {pad!r}")
     validate_layers(layers)
     in_shape = tuple(layers[0].shape)
     xi = _check_input(x, in_shape)
@@ -158,18 +136,16 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
-    pipelined = alignment == "aligned"
-    window = T if pipelined else T + int(pad)
-    steps = B * T + latency if pipelined else B * window
-    data = _source_data(xi, in_shape, window, steps)
-    reset = dict(reset_interval=T, reset_offset=1) if pipelined else {}
+    steps = B * T + latency
+    data = _source_data(xi, in_shape, T, steps)
 
     with contextlib.ExitStack() as stack:
         if netx_path is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="stc-netx-"))
             netx_path = os.path.join(tmp, "network.net")
             write_netx(layers, netx_path)
-        net = netx.hdf5.Network(net_config=str(netx_path), input_message_bits=bits, **reset)
+        net = netx.hdf5.Network(net_config=str(netx_path), input_message_bits=bits,
+                                reset_interval=T, reset_offset=1)
         src = Source(data=data)
         sink = Sink(shape=_to_netx(out_shape), buffer=steps)
         src.s_out.connect(net.inp)
@@ -181,13 +157,7 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
         else:
             cfg = Loihi2SimCfg(select_tag="fixed_pt")
         try:
-            if pipelined:
-                net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
-            else:
-                for b in range(B):
-                    if b:
-                        _reset_state(net)
-                    net.run(condition=RunSteps(num_steps=window), run_cfg=cfg)
+            net.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
             got = np.asarray(sink.data.get())
         finally:  # also on KeyboardInterrupt: never leave Lava's worker processes running
             with contextlib.suppress(Exception):
@@ -196,8 +166,7 @@ def run_lava_sim(layers: list, x: np.ndarray, *, alignment: str = "aligned",
     got = np.moveaxis(got, -1, 0)
     if len(out_shape) == 3:
         got = got.transpose(0, 3, 2, 1)
-    first = latency if pipelined else int(pad)
-    out = np.stack([got[b * window + first: b * window + first + T] for b in range(B)])
+    out = got[latency: latency + B * T].reshape(B, T, *out_shape)
     return (out != 0).astype(np.uint8)
 
 
@@ -229,12 +198,9 @@ class LavaExecutable:
 
     ``infer({input_name: x})`` takes x [B, *input_shape] (repeated over the mapping's T steps,
     direct encoding) or [B, T, *input_shape] when the graph input is temporal; integer values.
-    Returns ``{output_name: y}`` as FP32, batch-first, as ``stc.runtime``'s fixed mode
-    (alignment "runtime" of :func:`run_lava_sim` with pad = Lava's latency): the mean over T
-    of the output spikes [B, *out] when the graph ends with TimeMean, else the spikes
-    [B, T, *out]. Bit-identical to the runtime whenever pad equals the runtime's
-    ``fixed_delay`` (no pooling); a pooling layer adds one step in Lava only, which is still
-    exact when the layers after it have no bias (a bias-free neuron at rest stays at rest).
+    Returns ``{output_name: y}`` as FP32, batch-first, bit-identical to ``stc.runtime``'s fixed
+    mode (:func:`run_lava_sim`): the mean over T of the output spikes [B, *out] when the graph
+    ends with TimeMean, else the spikes [B, T, *out].
     ``last_spike_count``: output spikes of the last call.
     """
 
@@ -284,10 +250,7 @@ class LavaExecutable:
         if not self._temporal:
             x = np.repeat(x[:, None], self._T, axis=1)
         run = run_lava_sim if self.backend == "lava-sim" else run_loihi
-        # Lava's latency: the graph's Linear/Conv2d plus one step per pooling layer (an OR /
-        # sum neuron layer on Loihi, delay-free in the runtime); equal without pooling
-        spikes = run(self._layers, x, alignment="runtime", netx_path=self._netx,
-                     pad=len(synapse_layers(self._layers)))
+        spikes = run(self._layers, x, netx_path=self._netx)
         self.last_spike_count = int(spikes.sum())
         out = spikes.mean(axis=1, dtype=np.float32) if self._time_mean else \
             spikes.astype(np.float32)

@@ -11,10 +11,9 @@ largest integer with max|w| * 2^e <= 254, and sets
     i_decay = 4096 (the current does not persist: u = a each step, as X in the float LIF)
 so weights, bias and threshold share one integer unit per layer (netx: W and vThMant share
 units). Float neurons fire at H >= v_th, Loihi at v > th: ties and rounding make the two differ
-slightly. A bias is applied by Loihi from step 0, while the synaptic input of a layer at depth
-d arrives d steps later (one step of delay per layer), so biased neurons start the aligned
-window pre-charged: with large biases this dominates the disagreement. :class:`QuantReport`
-measures all of it.
+slightly; :class:`QuantReport` measures it. Timing is the runtime's delay-free fixed mode
+(stc.runtime.interpreter): each layer starts from rest when its input arrives, so a bias never
+acts early (Lava's staggered netx reset gives the same, stc.lava.executor).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ class QuantReport:
     layers: per synapse layer {"name", "exponent", "weight_rel_error" (||W_deq - W|| / ||W||),
     "weight_max_abs_error" (float units), "clipped_fraction", "v_th_mant", "v_decay"}.
     spike_agreement: per neuron, the fraction of (t, b, neuron) entries where fixed and float
-    spikes agree on the probe (fixed spikes realigned by their synaptic delay);
+    spikes agree on the probe;
     overall_agreement: over all neurons; output_agreement: fraction of probe samples whose
     argmax output class is the same.
     """
@@ -132,7 +131,7 @@ def quantize(graph: Graph, *, probe: torch.Tensor | None = None,
 
 
 def _agreement(fg: Graph, qg: Graph, report: QuantReport, probe, time_steps, seed) -> None:
-    from stc.runtime.interpreter import execute, fixed_delay
+    from stc.runtime.interpreter import execute
 
     inp = fg.inputs()[0]
     if probe is None:
@@ -143,21 +142,14 @@ def _agreement(fg: Graph, qg: Graph, report: QuantReport, probe, time_steps, see
     x = torch.as_tensor(probe, dtype=torch.float32)
     if inp.temporal:
         x = x.transpose(0, 1).contiguous()
-    D = fixed_delay(qg)
     with torch.no_grad():
         rf = execute(fg, {inp.name: x}, numerics="float", time_steps=time_steps,
                      record_spikes=True)
         rq = execute(qg, {inp.name: x}, numerics="fixed", time_steps=time_steps,
-                     record_spikes=True, align=D)
-    depth: dict[str, int] = {}
-    temporal = qg.temporal()
-    for n in qg.nodes:
-        d = max((depth[s] for s in n.inputs), default=0)
-        depth[n.name] = d + (1 if n.OP in ("Linear", "Conv2d") and temporal[n.name] else 0)
+                     record_spikes=True)
     agree = total = 0
     for name, sf in rf.spike_trains.items():
-        sq = rq.spike_trains[name]
-        sq = sq[depth[name]: depth[name] + sf.shape[0]].to(sf.dtype)
+        sq = rq.spike_trains[name].to(sf.dtype)
         eq = (sq == sf).sum().item()
         report.spike_agreement[name] = eq / sf.numel()
         agree += eq

@@ -2,6 +2,6 @@
 gpu in float or fixed numerics; ``load_bundle`` is the contract used by the server."""
 
 from .executable import Executable, TensorSpec, load_bundle
-from .interpreter import RunResult, execute, fixed_delay
+from .interpreter import RunResult, execute
 
-__all__ = ["Executable", "RunResult", "TensorSpec", "execute", "fixed_delay", "load_bundle"]
+__all__ = ["Executable", "RunResult", "TensorSpec", "execute", "load_bundle"]

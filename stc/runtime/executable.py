@@ -12,7 +12,7 @@ import torch
 from stc.errors import UnsupportedTargetError, check_choice
 from stc.ir import Graph
 
-from .interpreter import RunResult, execute, fixed_delay
+from .interpreter import RunResult, execute
 
 BACKENDS = ("cpu", "gpu", "lava-sim", "loihi")
 
@@ -77,7 +77,6 @@ class Executable:
         self.outputs = outputs or [
             TensorSpec(n.name, "FP32", [-1] + ([-1] if temporal[n.name] else []) + list(n.shape))
             for n in graph.outputs()]
-        self._align = fixed_delay(graph) if numerics == "fixed" else 0
         self.last_result: RunResult | None = None
         self._cache: dict = {}
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
@@ -129,7 +128,7 @@ class Executable:
         with torch.no_grad():
             res = execute(self.graph, feeds, numerics=self.numerics,
                           kernel_backend=self.kernel_backend, time_steps=time_steps,
-                          record_spikes=record_spikes, align=self._align, cache=self._cache)
+                          record_spikes=record_spikes, cache=self._cache)
         self.last_result = res
         return res
 

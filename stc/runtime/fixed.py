@@ -3,7 +3,7 @@
 The runtime itself runs neurons through stc.kernels.cuba_fixed; ``loihi_cuba_lif`` is a small,
 independent loop kept as a cross-check for other parts (stc.lava's tests use it).
 
-Per step t, with the synaptic input a[t] (already delayed by one step by the caller):
+Per step t, with the synaptic input a[t]:
     u = sign(u * (4096 - i_decay)) * (|u * (4096 - i_decay)| >> 12) + (a << 6), wrapped to
         24-bit two's complement
     v = sign(v * (4096 - v_decay)) * (|v * (4096 - v_decay)| >> 12) + u + (bias << 6),
@@ -53,8 +53,3 @@ def loihi_cuba_lif(a: torch.Tensor, i_decay: int, v_decay: int, v_th_mant: int,
         v = torch.where(s, torch.zeros_like(v), v)
         out.append(s.to(torch.int64))
     return torch.stack(out)
-
-
-def delay_one_step(a: torch.Tensor) -> torch.Tensor:
-    """Shift [T, ...] by one step along T (a'[0] = 0, a'[t] = a[t-1]): Lava's synaptic delay."""
-    return torch.cat([torch.zeros_like(a[:1]), a[:-1]], dim=0)

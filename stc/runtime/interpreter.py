@@ -3,8 +3,14 @@
 Values are [T, B, *shape] where the graph is temporal (after Repeat / a temporal Input) and
 [B, *shape] otherwise. Stateless layers run on T*B merged; neurons run over T.
 Float neurons call stc.kernels (LIF: ``lif_multistep`` with the given kernel backend); the
-fixed path applies Lava's one step of synaptic delay per synapse layer and integer
-LoihiCubaLIF dynamics (stc.runtime.fixed).
+fixed path computes integer synaptic inputs and LoihiCubaLIF dynamics (stc.kernels.cuba_fixed).
+
+Fixed-mode timing is delay-free: every layer sees the previous layer's spikes of the same
+step, and every neuron starts each sample at rest (u = v = 0) when that sample's first input
+reaches it, biases included. This is exactly what Lava computes with netx's staggered
+``reset_interval`` pipeline once its one step of latency per synapse layer is removed
+(``stc.lava.executor``; shared/reference/lava.md), so a neuron bias never acts before the
+layer's input arrives.
 """
 
 from __future__ import annotations
@@ -15,8 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from stc.ir import Graph, Node
-
-from .fixed import delay_one_step
 
 
 @dataclass
@@ -29,12 +33,6 @@ class RunResult:
     spike_counts: dict[str, int] = field(default_factory=dict)
     firing_rates: dict[str, float] = field(default_factory=dict)
     spike_trains: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def _pad(x: torch.Tensor, steps: int) -> torch.Tensor:
-    if steps <= 0:
-        return x
-    return torch.cat([x, torch.zeros_like(x[:1]).expand(steps, *x.shape[1:])], dim=0)
 
 
 def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
@@ -118,33 +116,20 @@ def attention_module(graph: Graph, n: Node, kernel_backend: str) -> torch.nn.Mod
     return mod.eval()
 
 
-def fixed_delay(graph: Graph) -> int:
-    """Largest number of synapse layers (one step of delay each in fixed numerics) on a path
-    from an input to an output of ``graph``."""
-    depth: dict[str, int] = {}
-    temporal = graph.temporal()
-    for n in graph.nodes:
-        d = max((depth[s] for s in n.inputs), default=0)
-        depth[n.name] = d + (1 if n.OP in ("Linear", "Conv2d") and temporal[n.name] else 0)
-    return max(depth.values(), default=0)
-
-
 def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "float",
             kernel_backend: str = "torch", time_steps: int | None = None,
-            record_spikes: bool = False, align: int = 0,
-            cache: dict | None = None, stats: bool = True) -> RunResult:
+            record_spikes: bool = False, cache: dict | None = None,
+            stats: bool = True) -> RunResult:
     """Run ``graph`` (already verified) on ``feeds`` (Input name -> tensor, T-first when the
     input is temporal: [T, B, *shape], else [B, *shape]).
 
     Args:
-        numerics: "float" or "fixed" (fixed: synapse layers compute integer W x with one step
-            of delay, neurons are LoihiCubaLIF; inputs must be integer-valued).
+        numerics: "float" or "fixed" (fixed: synapse layers compute integer W x, neurons are
+            LoihiCubaLIF, delay-free timing as the module docstring says; inputs must be
+            integer-valued).
         kernel_backend: backend for stc.kernels ops ("auto" | "triton" | "torch").
         time_steps: overrides every Repeat node's T.
         record_spikes: also return the spike trains of every spiking node.
-        align: fixed numerics: pad the temporal input with ``align`` zero steps and drop the
-            first ``align`` steps at TimeMean / temporal Outputs, so that a network with
-            ``align`` = :func:`fixed_delay` layers of synaptic delay lines up with float mode.
         cache: a dict to keep rebuilt attention modules between calls (Executable passes one).
         stats: count spikes (a host sync per layer; off while capturing a CUDA graph).
 
@@ -174,19 +159,16 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                     raise ValueError(f"input {n.name!r}: fixed numerics need integer-valued "
                                      "inputs (spikes or spike counts)")
                 y = y.to(torch.int64)
-            if n.temporal:
-                y = _pad(y, align)
         elif op == "Repeat":
             T = time_steps or n.time_steps
-            y = _pad(x.unsqueeze(0).expand(T, *x.shape).contiguous(), align)
+            y = x.unsqueeze(0).expand(T, *x.shape).contiguous()
         elif op in ("Output",):
-            y = x[align:] if tm else x
+            y = x
         elif op == "Linear":
             w, b = graph.param(n, "weight"), graph.param(n, "bias")
             if fixed:
                 y = F.linear(x.to(torch.int64), w.to(torch.int64),
                              None if b is None else b.to(torch.int64))
-                y = delay_one_step(y) if tm else y
             else:
                 y = F.linear(x, w.to(x), None if b is None else b.to(x))
         elif op == "Conv2d":
@@ -201,8 +183,6 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 return F.conv2d(z, w.to(z), None if b is None else b.to(z), n.stride,
                                 n.padding, n.dilation, n.groups)
             y = _merged(conv, x, tm)
-            if fixed and tm:
-                y = delay_one_step(y)
         elif op == "BatchNorm":
             if fixed:
                 raise ValueError(f"node {n.name!r}: fold BatchNorm before fixed numerics")
@@ -265,7 +245,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         elif op == "TokenMean":
             y = x.mean(dim=-2)
         elif op == "TimeMean":
-            y = x[align:].to(torch.float32).mean(dim=0) if fixed else x[align:].mean(dim=0)
+            y = x.to(torch.float32).mean(dim=0) if fixed else x.mean(dim=0)
         elif op in ("LIF", "IF", "CubaLIF", "LoihiCubaLIF"):
             if not tm:
                 raise ValueError(f"node {n.name!r} ({op}) needs a temporal input [T, B, ...]; "

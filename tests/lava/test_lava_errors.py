@@ -87,5 +87,3 @@ def test_bad_input_is_rejected_before_lava_starts():
         run_lava_sim(_tiny(), np.ones((2, 4), np.int32))
     with pytest.raises(ValueError, match="integers"):
         run_lava_sim(_tiny(), np.full((1, 2, 4), 0.5))
-    with pytest.raises(ValueError, match="alignment"):
-        run_lava_sim(_tiny(), np.ones((1, 2, 4), np.int32), alignment="late")
