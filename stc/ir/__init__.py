@@ -7,6 +7,7 @@ from .nodes import (
     LIF,
     NODE_TYPES,
     Add,
+    AttentionCore,
     BatchNorm,
     Conv2d,
     CubaLIF,
@@ -26,7 +27,8 @@ from .nodes import (
 )
 
 __all__ = [
-    "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "BatchNorm", "Conv2d", "CubaLIF", "Flatten",
-    "Graph", "GraphError", "Input", "Linear", "LoihiCubaLIF", "Node", "Output", "Pool2d",
+    "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "AttentionCore", "BatchNorm", "Conv2d",
+    "CubaLIF", "Flatten", "Graph", "GraphError", "Input", "Linear", "LoihiCubaLIF", "Node",
+    "Output", "Pool2d",
     "Repeat", "Scale", "SpikeAttention", "TimeMean", "ToTokens", "TokenMean",
 ]

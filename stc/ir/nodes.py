@@ -205,7 +205,8 @@ class LoihiCubaLIF(Node):
     """Loihi 2 fixed-point CUBA LIF (Lava fixed_pt, shared/reference/lava.md), per step:
         u = (u * (4096 - i_decay)) >> 12 + (a << 6)
         v = (v * (4096 - v_decay)) >> 12 + u + (bias << 6)
-        s = v > (v_th_mant << 6); v = 0 where s.   u, v: 24-bit signed, saturating.
+        s = v > (v_th_mant << 6); v = 0 where s.   u wraps at 24 bits, v saturates.
+    The bias is shifted by ``bias_exp`` (6 as netx; 0 for stc.passes.quantize's tie offset).
     ``a`` is the integer synaptic input of the preceding layer (same step: delay-free timing).
     Optional slot ``bias`` [shape] int32."""
 
@@ -215,6 +216,7 @@ class LoihiCubaLIF(Node):
     i_decay: int = 4096
     v_decay: int = 0
     v_th_mant: int = 64
+    bias_exp: int = 6  # v gets (bias << bias_exp); netx uses 6
 
 
 @dataclass(kw_only=True)
@@ -238,6 +240,30 @@ class SpikeAttention(Node):
     window_size: int = 1
     sparse_ratio: float = 1.0
     max_level: int = 4
+
+
+@dataclass(kw_only=True)
+class AttentionCore(Node):
+    """The product stage of SSA / DSFormer attention on q, k, v spikes: inputs [q, k, v], each
+    [N, D] with D = num_heads * d (head-major channels), output [N, D], pre-LIF.
+
+    Per head, within temporal windows of ``window_size`` steps (the last may be shorter; they
+    restart every sample), S = Q_w K_w^T over the w*N tokens of the window, each query row keeps
+    the scores >= its k-th largest, k = max(1, ceil(sparse_ratio * w N)) (ties kept), and
+    O = S_sparse V_w (shared/reference/attention.md, "DSFormer attention: stc's definition").
+    SSA is window_size = sparse_ratio = 1: O = Q (K^T V).
+    Float numerics: O * ``scale`` (what stc.nn.attention's ``attend`` returns). Fixed numerics:
+    the integer O * ``gain`` (stc.passes.quantize sets ``gain`` and folds ``scale`` into the
+    next LoihiCubaLIF's threshold).
+    """
+
+    OP: ClassVar[str] = "AttentionCore"
+    ARITY: ClassVar[int] = 3
+    num_heads: int = 1
+    scale: float = 0.125
+    window_size: int = 1
+    sparse_ratio: float = 1.0
+    gain: int = 1
 
 
 @dataclass(kw_only=True)
@@ -265,8 +291,8 @@ class TimeMean(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.OP: cls
     for cls in (Input, Output, Repeat, Linear, Conv2d, BatchNorm, Pool2d, Flatten, Add, Scale,
-                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, ToTokens, TokenMean,
-                TimeMean)
+                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, AttentionCore, ToTokens,
+                TokenMean, TimeMean)
 }
 NEURON_OPS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
 SYNAPSE_OPS = ("Linear", "Conv2d")

@@ -141,4 +141,15 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         if node.kind not in ("ssa", "sdsa", "dsformer"):
             raise fail(f"kind must be 'ssa', 'sdsa' or 'dsformer', got {node.kind!r}")
         return x
+    if op == "AttentionCore":
+        if any(s != x for s in ins) or len(x) != 2:
+            raise fail(f"expects q, k, v tokens [N, D] of one shape, got {ins}")
+        if node.num_heads < 1 or x[1] % node.num_heads:
+            raise fail(f"num_heads={node.num_heads} must divide D={x[1]}")
+        if node.window_size < 1 or not 0 < node.sparse_ratio <= 1:
+            raise fail(f"window_size must be >= 1 and sparse_ratio in (0, 1], got "
+                       f"{node.window_size}, {node.sparse_ratio}")
+        if isinstance(node.gain, bool) or not isinstance(node.gain, int) or node.gain < 1:
+            raise fail(f"gain must be an int >= 1, got {node.gain!r}")
+        return x
     raise fail("no shape rule for this op")

@@ -200,8 +200,10 @@ class LavaExecutable:
     direct encoding) or [B, T, *input_shape] when the graph input is temporal; integer values.
     Returns ``{output_name: y}`` as FP32, batch-first, bit-identical to ``stc.runtime``'s fixed
     mode (:func:`run_lava_sim`): the mean over T of the output spikes [B, *out] when the graph
-    ends with TimeMean, else the spikes [B, T, *out].
-    ``last_spike_count``: output spikes of the last call.
+    ends with TimeMean, else the spikes [B, T, *out]. A mapping with a process graph
+    (residual adds, attention: ``stc.lava.network``) returns its host readout's outputs (e.g.
+    logits [B, classes]), computed from the integer values Lava emits.
+    ``last_spike_count``: output spikes (sum of the values read back) of the last call.
     """
 
     def __init__(self, mapping, backend: str = "lava-sim", name: str = "model",
@@ -210,17 +212,29 @@ class LavaExecutable:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "loihi":
             require_loihi()
-        if mapping.network is None:
+        if not mapping.executable:
             raise MappingError(
-                "this graph was mapped as a placement plan only: nodes "
-                f"{', '.join(map(repr, mapping.custom_nodes))} need custom Lava processes "
-                "(stc.lava.processes), which the lava-sim executor does not chain into one "
-                "network yet; run it with backend 'cpu' or 'gpu' (fixed numerics)")
+                "this mapping is a placement plan only (a float graph: nodes "
+                f"{', '.join(map(repr, mapping.float_nodes or mapping.custom_nodes))}); "
+                "quantise it (stc.passes.quantize) to run it in Lava")
         import_lava(netx=True)  # fail early with LavaMissingError
         self.mapping = mapping
         self.backend = backend
         self.name, self.version = name, version
         self.last_spike_count = 0
+        self._dir = None
+        pg = mapping.process_graph
+        if pg is not None:  # residual / attention graph: a Lava process graph
+            self._pg = pg
+            self._T, self._temporal = pg.time_steps, pg.temporal_input
+            self.inputs = [TensorSpec(pg.input_name, "FP32", [-1] + (
+                [-1] if self._temporal else []) + list(pg.input_shape))]
+            temporal = pg.readout.temporal()
+            self.outputs = [TensorSpec(o.name, "FP32", [-1] + ([-1] if temporal[o.name]
+                                                                else []) + list(o.shape))
+                            for o in pg.readout.outputs()]
+            return
+        self._pg = None
         net = mapping.network
         self._layers = net.layers
         self._T = net.time_steps
@@ -247,6 +261,12 @@ class LavaExecutable:
         if spec.name not in inputs:
             raise ValueError(f"missing input {spec.name!r}; expected shape {spec.shape}")
         x = np.asarray(inputs[spec.name])
+        if self._pg is not None:
+            from .network import run_process_graph
+
+            vals, outs = run_process_graph(self._pg, x, hardware=self.backend == "loihi")
+            self.last_spike_count = int(vals.sum())
+            return outs
         if not self._temporal:
             x = np.repeat(x[:, None], self._T, axis=1)
         run = run_lava_sim if self.backend == "lava-sim" else run_loihi
@@ -258,7 +278,8 @@ class LavaExecutable:
 
     def close(self) -> None:
         """Delete the temporary netx file (Lava itself is stopped after every call)."""
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
 
 
 def load_lava_executable(bundle_or_path, backend: str = "lava-sim") -> LavaExecutable:

@@ -310,11 +310,12 @@ class LoihiMapping:
     processes: list[dict]
     custom_nodes: list[str] = field(default_factory=list)
     float_nodes: list[str] = field(default_factory=list)  # plan of a float graph: quantise
+    process_graph: object = None  # stc.lava.network.ProcessGraph of a fixed graph with them
 
     @property
     def executable(self) -> bool:
-        """True when the whole graph runs as one netx network (lava-sim / loihi)."""
-        return self.network is not None
+        """True when the whole graph runs in Lava: one netx network, or a process graph."""
+        return self.network is not None or self.process_graph is not None
 
     def mapping_dict(self) -> dict:
         """JSON-ready description: layers -> process, placement per core, report."""
@@ -333,15 +334,21 @@ class LoihiMapping:
             "output": None if net is None else net.output_name,
             "time_mean": None if net is None else net.time_mean,
             "runtime_latency": None if net is None else net.runtime_latency,
-            "netx": NETX_MEMBER if self.executable else None,
+            "netx": NETX_MEMBER if net is not None else None,
             "processes": self.processes,
+            "process_graph": None if self.process_graph is None else {
+                "boundary": self.process_graph.boundary,
+                "latency": self.process_graph.latency,
+                "time_steps": self.process_graph.time_steps,
+                "host_readout": [n.name for n in self.process_graph.readout.nodes[1:]],
+                "specs": [s.summary() for s in self.process_graph.specs]},
             "report": self.allocation.report(),
         }
 
     def members(self) -> dict[str, bytes]:
         """{member path: bytes} for the bundle (``stc.bundle`` ``extra_members`` hook)."""
         text = json.dumps(self.mapping_dict(), sort_keys=True, indent=1).encode("utf-8")
-        if not self.executable:
+        if self.network is None:
             return {MAPPING_MEMBER: text}
         return {NETX_MEMBER: self.netx_bytes, MAPPING_MEMBER: text}
 
@@ -367,16 +374,22 @@ def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
             does not fit the chips (names the limit hit).
         ValueError: bad chip_config.
     """
-    custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention")]
-    if custom:  # a placement plan; the custom processes are not wired into one netx network
+    custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention",
+                                                      "AttentionCore", "ToTokens")]
+    if custom:  # a Lava process graph (stc.lava.network) placed by the plan
+        from .network import build_process_graph
         from .plan import plan_mapping
 
-        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
+        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm",
+                                                      "SpikeAttention")]
         if floats:
             raise MappingError("map_graph needs a fixed-point graph; quantise these nodes "
-                               "first (or use stc.lava.plan.plan_mapping for a float "
-                               "estimate): " + ", ".join(f"{n.name!r} ({n.OP})" for n in floats))
-        return plan_mapping(graph, chip_config, firing_rates)
+                               "first (stc.passes.quantize; or use stc.lava.plan.plan_mapping "
+                               "for a float estimate): " + ", ".join(
+                                   f"{n.name!r} ({n.OP})" for n in floats))
+        mapping = plan_mapping(graph, chip_config, firing_rates)
+        mapping.process_graph = build_process_graph(graph)
+        return mapping
     net = graph_to_layers(graph, tensors)
     alloc = allocate(layer_demands(net, firing_rates), chip_config)
     procs = []

@@ -137,6 +137,11 @@ def plan_graph(graph, firing_rates: dict[str, float] | None = None):
             d = add(n.name, size, syn, srcs, in_size)
             entry.update(lava_process="lava.proc.lif LIF (CUBA)", execution="neurocore")
             state[n.name] = ([d.name], None, size)
+        elif op == "AttentionCore":  # lowered SSA / DSFormer core: integer products
+            d = add(n.name, size, None, srcs, in_size, kind="host")
+            entry.update(lava_process="stc.lava.processes.attention.SpikeAttentionProcess",
+                         execution="host / embedded x86 core (integer products, top-k)")
+            state[n.name] = ([d.name], None, size)
         elif op == "SpikeAttention":
             parts, entry = _attention(n, srcs, float(rates.get(n.name, DEFAULT_FIRING_RATE)))
             demands.extend(parts)
@@ -202,7 +207,8 @@ def plan_mapping(graph, chip_config: str = "ncl-1chip",
     except Exception as e:  # GraphError and friends
         raise MappingError(f"graph does not verify: {e}") from e
     demands, procs = plan_graph(graph, firing_rates)
-    custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention")]
+    custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention",
+                                                      "AttentionCore", "ToTokens")]
     floats = [n.name for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
     return LoihiMapping(network=None, netx_bytes=None, allocation=allocate(demands, chip_config),
                         chip_config=chip_config, processes=procs, custom_nodes=custom,

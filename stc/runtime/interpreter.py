@@ -88,8 +88,30 @@ def _loihi(graph: Graph, n: Node, x: torch.Tensor, kernel_backend: str) -> torch
     b = graph.param(n, "bias")
     bias = 0 if b is None else b.to(torch.int32).to(x.device).reshape(n.shape)
     s, _, _ = cuba_lif_fixed(x.to(torch.int32).contiguous(), n.i_decay - 1, n.v_decay,
-                             n.v_th_mant, bias, 6, backend=kernel_backend)
+                             n.v_th_mant, bias, int(n.bias_exp), backend=kernel_backend)
     return s.to(torch.int64)
+
+
+def _attention_core(n: Node, ins: list[torch.Tensor], fixed: bool,
+                    kernel_backend: str) -> torch.Tensor:
+    """AttentionCore on q, k, v [T, B, N, D]: float O * scale through stc.kernels.attention
+    (the op stc.nn.attention's modules call), or fixed integer O * gain (float64 reference,
+    exact for integers below 2**53)."""
+    from stc.kernels.attention import dsformer, dsformer_reference, ssa
+    from stc.nn.attention import merge_heads, split_heads
+
+    h = int(n.num_heads)
+    if fixed:
+        q, k, v = (split_heads(z.to(torch.float64), h) for z in ins)
+        o = dsformer_reference(q, k, v, int(n.window_size), float(n.sparse_ratio), 1.0)
+        return merge_heads(o).round().to(torch.int64) * int(n.gain)
+    q, k, v = (split_heads(z, h) for z in ins)
+    if n.window_size == 1 and n.sparse_ratio == 1.0:
+        o = ssa(q, k, v, scale=n.scale, backend=kernel_backend)
+    else:
+        o = dsformer(q, k, v, window_size=n.window_size, sparse_ratio=n.sparse_ratio,
+                     scale=n.scale, backend=kernel_backend)
+    return merge_heads(o)
 
 
 def attention_module(graph: Graph, n: Node, kernel_backend: str) -> torch.nn.Module:
@@ -166,9 +188,12 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             y = x
         elif op == "Linear":
             w, b = graph.param(n, "weight"), graph.param(n, "bias")
-            if fixed:
+            if fixed and not w.is_floating_point():
                 y = F.linear(x.to(torch.int64), w.to(torch.int64),
                              None if b is None else b.to(torch.int64))
+            elif fixed:  # a host readout (float weights) reading integer spike counts
+                y = F.linear(x.to(torch.float32), w.to(torch.float32),
+                             None if b is None else b.to(torch.float32))
             else:
                 y = F.linear(x, w.to(x), None if b is None else b.to(x))
         elif op == "Conv2d":
@@ -242,8 +267,12 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 cnt = int(y.sum().item())
                 res.spike_counts[n.name] = cnt
                 res.firing_rates[n.name] = cnt / max(1, y.numel())
+        elif op == "AttentionCore":
+            if not tm:
+                raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
+            y = _attention_core(n, ins, fixed, kernel_backend)
         elif op == "TokenMean":
-            y = x.mean(dim=-2)
+            y = x.to(torch.float32).mean(dim=-2) if fixed else x.mean(dim=-2)
         elif op == "TimeMean":
             y = x.to(torch.float32).mean(dim=0) if fixed else x.mean(dim=0)
         elif op in ("LIF", "IF", "CubaLIF", "LoihiCubaLIF"):

@@ -74,15 +74,21 @@ class SpikeAttentionProcess(AbstractProcess):
         shape: (N, D) tokens x channels. num_heads: H, D % H == 0.
         time_steps: T of one sample (windows restart every T steps).
         window_size: steps per window (>= 1). sparse_ratio: in (0, 1].
+        offset: 0-based step at which the first sample's first q/k/v arrive (its depth in a
+            pipelined network); windows are counted from there.
+        gain: integer factor on O (stc.passes.quantize's unit for the next LIF).
+        flat: ports of shape (N * D,) (row-major [N, D]) instead of (N, D).
 
     Raises:
         ValueError: bad shape, heads, window or ratio.
     """
 
     def __init__(self, *, shape: tuple[int, int], num_heads: int, time_steps: int,
-                 window_size: int = 1, sparse_ratio: float = 1.0) -> None:
+                 window_size: int = 1, sparse_ratio: float = 1.0, offset: int = 0,
+                 gain: int = 1, flat: bool = False) -> None:
         super().__init__(shape=shape, num_heads=num_heads, time_steps=time_steps,
-                         window_size=window_size, sparse_ratio=sparse_ratio)
+                         window_size=window_size, sparse_ratio=sparse_ratio, offset=offset,
+                         gain=gain, flat=flat)
         # checked after AbstractProcess.__init__: Lava's __del__ needs an initialised process
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"shape must be (N, D) with N, D >= 1, got {shape}")
@@ -93,18 +99,23 @@ class SpikeAttentionProcess(AbstractProcess):
                              f"{window_size}")
         if not 0 < sparse_ratio <= 1:
             raise ValueError(f"sparse_ratio must be in (0, 1], got {sparse_ratio}")
-        self.q_in = InPort(shape=shape)
-        self.k_in = InPort(shape=shape)
-        self.v_in = InPort(shape=shape)
-        self.out = OutPort(shape=shape)
+        if offset < 0 or gain < 1:
+            raise ValueError(f"offset must be >= 0 and gain >= 1, got {offset}, {gain}")
+        port = (shape[0] * shape[1],) if flat else tuple(shape)
+        self.q_in = InPort(shape=port)
+        self.k_in = InPort(shape=port)
+        self.v_in = InPort(shape=port)
+        self.out = OutPort(shape=port)
         self.latency = window_size
 
 
 class SSAProcess(SpikeAttentionProcess):
     """Spikformer SSA, O = Q (K^T V) per head (integer, pre-scale); latency 1 step."""
 
-    def __init__(self, *, shape: tuple[int, int], num_heads: int, time_steps: int) -> None:
-        super().__init__(shape=shape, num_heads=num_heads, time_steps=time_steps)
+    def __init__(self, *, shape: tuple[int, int], num_heads: int, time_steps: int,
+                 offset: int = 0, gain: int = 1, flat: bool = False) -> None:
+        super().__init__(shape=shape, num_heads=num_heads, time_steps=time_steps,
+                         offset=offset, gain=gain, flat=flat)
 
 
 class DSFormerProcess(SpikeAttentionProcess):
@@ -126,25 +137,28 @@ class _SpikeAttentionFixedBase(PyLoihiProcessModel):
         self._shape = p["shape"]
         self._heads, self._T = p["num_heads"], p["time_steps"]
         self._w, self._ratio = p["window_size"], p["sparse_ratio"]
+        self._offset, self._gain = p.get("offset", 0), p.get("gain", 1)
+        self._port = (self._shape[0] * self._shape[1],) if p.get("flat") else self._shape
         self._buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending: deque[np.ndarray] = deque()  # computed outputs not yet due
         self._due: deque[tuple[int, np.ndarray]] = deque()
 
     def run_spk(self) -> None:
         t = self.time_step - 1  # 0-based global step
-        self._buf.append((self.q_in.recv(), self.k_in.recv(), self.v_in.recv()))
-        local = t % self._T
+        self._buf.append(tuple(np.asarray(p.recv()).reshape(self._shape)
+                               for p in (self.q_in, self.k_in, self.v_in)))
+        local = (t - self._offset) % self._T
         if (local + 1) % self._w == 0 or local + 1 == self._T:  # window complete
             q, k, v = (np.stack(x) for x in zip(*self._buf))
-            o = window_attention_int(q, k, v, self._heads, self._ratio)
+            o = window_attention_int(q, k, v, self._heads, self._ratio) * self._gain
             start = t - len(self._buf) + 1
             for j in range(len(self._buf)):
                 self._due.append((start + j + self._w, o[j]))
             self._buf = []
         if self._due and self._due[0][0] == t:
-            self.out.send(self._due.popleft()[1].astype(np.int32))
+            self.out.send(self._due.popleft()[1].astype(np.int32).reshape(self._port))
         else:
-            self.out.send(np.zeros(self._shape, np.int32))
+            self.out.send(np.zeros(self._port, np.int32))
 
 
 @implements(proc=SSAProcess, protocol=LoihiProtocol)
