@@ -115,9 +115,9 @@ def _records(model: torch.nn.Module, x: torch.Tensor) -> tuple[list | None, str 
 def _mapping(model: torch.nn.Module, T: int) -> tuple[object | None, str | None]:
     """The Lava mapping report (cores_used, chips_used) of ``model``, or why there is none.
 
-    Compiles with ``SpikeCompiler(target="lava-sim")`` and maps with ``stc.lava.map_graph``;
-    the transformers' attention and residual nodes have no netx form, so for them this
-    returns the MappingError's message.
+    Compiles with ``SpikeCompiler(target="lava-sim")`` (quantisation lowers SSA / DSFormer
+    attention) and maps with ``stc.lava.map_graph``; for a model that cannot be mapped (SDT's
+    SDSA) this returns the MappingError's message.
     """
     try:
         from stc.compiler.api import SpikeCompiler

@@ -170,7 +170,7 @@ class LoihiEnergy:
 def _resource(report: object, names: tuple[str, ...]) -> int | None:
     for n in names:
         v = report.get(n) if isinstance(report, Mapping) else getattr(report, n, None)
-        if v is not None:
+        if v is not None and not isinstance(v, (list, tuple, dict)):  # "cores": per-core list
             return int(v)
     return None
 

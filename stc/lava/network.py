@@ -63,7 +63,7 @@ class ProcSpec:
 
     def summary(self) -> dict:
         """JSON-ready description (arrays summarised by their shape)."""
-        p = {k: (list(v.shape) if isinstance(v, np.ndarray) else v)
+        p = {k: (list(v.shape) if isinstance(v, (np.ndarray, Unrolled)) else v)
              for k, v in self.params.items()}
         return {"name": self.name, "kind": self.kind, "inputs": self.inputs,
                 "depth": self.depth, "size": self.size, "graded": self.graded, "params": p}
@@ -99,6 +99,18 @@ class ProcessGraph:
 def _np_param(graph, node, slot):
     t = graph.param(node, slot)
     return None if t is None else t.detach().cpu()
+
+
+class Unrolled:
+    """A layer's matrix [out_flat, in_flat], computed when a Lava process needs it
+    (``array()``): mapping a large model must not build its unrolled matrices."""
+
+    def __init__(self, graph, node, in_shape: tuple[int, ...]) -> None:
+        self._graph, self._node, self._in = graph, node, tuple(in_shape)
+        self.shape = (int(np.prod(node.shape)), int(np.prod(in_shape)))
+
+    def array(self) -> np.ndarray:
+        return _unroll(self._graph, self._node, self._in)
 
 
 def _unroll(graph, node, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -197,7 +209,7 @@ def build_process_graph(graph) -> ProcessGraph:
                 raise MappingError(f"node {n.name!r} ({op}): a synaptic bias has no Loihi "
                                    "form; stc.passes.quantize moves it to the neuron")
             put(ProcSpec(n.name, "dense", [x.name], x.depth + 1, size,
-                         {"weight": _unroll(graph, n, in_shape), "graded_in": x.graded}),
+                         {"weight": Unrolled(graph, n, in_shape), "graded_in": x.graded}),
                 n.name)
         elif op == "Pool2d":
             x = src(n.inputs[0])
@@ -205,7 +217,7 @@ def build_process_graph(graph) -> ProcessGraph:
                 raise MappingError(f"node {n.name!r}: only max pooling of LIF spikes maps to "
                                    "Loihi (OR neurons)")
             put(ProcSpec(n.name, "or_pool", [x.name], x.depth + 1, size,
-                         {"weight": _unroll(graph, n, tuple(graph.node(n.inputs[0]).shape))}),
+                         {"weight": Unrolled(graph, n, tuple(graph.node(n.inputs[0]).shape))}),
                 n.name)
         elif op == "LoihiCubaLIF":
             x = src(n.inputs[0])
@@ -291,7 +303,7 @@ def _instantiate(pg: ProcessGraph, T: int, data: np.ndarray):
             out[s.name] = src.s_out
             continue
         if s.kind in ("dense", "or_pool"):
-            dense = Dense(weights=p["weight"].astype(np.int32),
+            dense = Dense(weights=p["weight"].array().astype(np.int32),
                           num_message_bits=24 if p.get("graded_in") else 0)
             if s.kind == "dense":
                 out[s.name], inp[s.name] = dense.a_out, [dense.s_in]
