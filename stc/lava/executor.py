@@ -214,9 +214,10 @@ class LavaExecutable:
             require_loihi()
         if not mapping.executable:
             raise MappingError(
-                "this mapping is a placement plan only (a float graph: nodes "
-                f"{', '.join(map(repr, mapping.float_nodes or mapping.custom_nodes))}); "
-                "quantise it (stc.passes.quantize) to run it in Lava")
+                "this mapping is a placement plan only: nodes "
+                f"{', '.join(map(repr, mapping.float_nodes or mapping.custom_nodes))} are "
+                "float neurons or fused SpikeAttention; quantise the float graph with "
+                "stc.passes.quantize (it lowers SSA / DSFormer attention) to run it in Lava")
         import_lava(netx=True)  # fail early with LavaMissingError
         self.mapping = mapping
         self.backend = backend

@@ -12,11 +12,12 @@
   Each pooling layer adds one step of latency in Lava (removed by the executor).
 * ``Input`` (optionally ``Repeat``) at the start; ``TimeMean`` / ``Output`` after the last LIF.
 
-Nodes netx cannot express (``Add``, ``SpikeAttention``): :func:`map_graph` returns a
-placement plan (``stc.lava.plan``) naming the custom process of each (``stc.lava.processes``)
-and marking SSA / DSFormer attention as host / embedded-core execution; such a mapping has no
-netx network, the lava-sim executor refuses it, and :func:`graph_to_layers` raises
-MappingError naming the nodes.
+Nodes netx cannot express (``Add``, ``ToTokens``, ``AttentionCore``): :func:`map_graph`
+places them with ``stc.lava.plan`` (SSA / DSFormer cores on host / embedded cores) and builds
+a Lava process graph (``stc.lava.network``) that the lava-sim executor runs. A graph that still
+holds fused ``SpikeAttention`` nodes (not lowered by stc.passes.quantize) gets a placement
+plan only, which the executor refuses; :func:`graph_to_layers` raises MappingError naming the
+nodes either way.
 """
 
 from __future__ import annotations
@@ -380,15 +381,15 @@ def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
         from .network import build_process_graph
         from .plan import plan_mapping
 
-        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm",
-                                                      "SpikeAttention")]
+        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
         if floats:
             raise MappingError("map_graph needs a fixed-point graph; quantise these nodes "
                                "first (stc.passes.quantize; or use stc.lava.plan.plan_mapping "
                                "for a float estimate): " + ", ".join(
                                    f"{n.name!r} ({n.OP})" for n in floats))
         mapping = plan_mapping(graph, chip_config, firing_rates)
-        mapping.process_graph = build_process_graph(graph)
+        if not any(n.OP == "SpikeAttention" for n in graph.nodes):  # else: a plan only
+            mapping.process_graph = build_process_graph(graph)
         return mapping
     net = graph_to_layers(graph, tensors)
     alloc = allocate(layer_demands(net, firing_rates), chip_config)
