@@ -249,8 +249,7 @@ def evaluate_transformer(kind: str, workdir: Path, chunk: int, n_samples: int,
     pg = mapping.process_graph
     write_bundle(workdir / f"{kind}.stcb", graph, name=kind, version="1", fixed_graph=fixed,
                  numerics="fixed", extra_members=mapping.members())
-    tapped = with_tap(fixed, next(n.name for n in fixed.nodes
-                                  if pg.boundary in (n.name,)), "boundary")
+    tapped = with_tap(fixed, pg.boundary, "boundary")
     with torch.no_grad():
         ref = model(x / 16).numpy()
         t_float, t_fixed = [], []

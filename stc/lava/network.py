@@ -32,8 +32,6 @@ code on the integer values read back from Lava (one ring-buffer sink; nothing el
 
 from __future__ import annotations
 
-import contextlib
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,8 +163,7 @@ def build_process_graph(graph) -> ProcessGraph:
         graph.verify(check_tensors=True)
     except Exception as e:  # noqa: BLE001 - GraphError and friends
         raise MappingError(f"graph does not verify: {e}") from e
-    bad = [n for n in graph.nodes if n.OP not in CHIP_OPS + HOST_OPS
-           and n.OP not in ("Linear",)]
+    bad = [n for n in graph.nodes if n.OP not in CHIP_OPS + HOST_OPS]
     floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm",
                                                   "SpikeAttention", "Scale")]
     if floats or bad:
@@ -280,13 +277,13 @@ def build_process_graph(graph) -> ProcessGraph:
                         output_names=[o.name for o in graph.outputs()])
 
 
-def _instantiate(pg: ProcessGraph, T: int, data: np.ndarray):
-    """Create and connect the Lava processes; returns (source, boundary OutPort)."""
+def _instantiate(pg: ProcessGraph, T: int):
+    """Create and connect the Lava processes; returns (the InPorts reading the graph input,
+    the boundary OutPort)."""
     from stc.lava.compat import import_lava
 
     import_lava()
     from lava.proc.dense.process import Dense
-    from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIF, LIFReset
 
     from .processes.add import DelayedAdd
@@ -295,12 +292,10 @@ def _instantiate(pg: ProcessGraph, T: int, data: np.ndarray):
 
     out: dict[str, object] = {}  # spec name -> OutPort
     inp: dict[str, list] = {}  # spec name -> InPorts in input order
-    src = None
+    fed: list = []  # InPorts reading the source
     for s in pg.specs:
         p = s.params
         if s.kind == "source":
-            src = Source(data=data)
-            out[s.name] = src.s_out
             continue
         if s.kind in ("dense", "or_pool"):
             dense = Dense(weights=p["weight"].array().astype(np.int32),
@@ -330,8 +325,11 @@ def _instantiate(pg: ProcessGraph, T: int, data: np.ndarray):
                                         gain=p["gain"], flat=True)
             out[s.name], inp[s.name] = att.out, [att.q_in, att.k_in, att.v_in]
         for name, port in zip(s.inputs, inp[s.name]):
-            out[name].connect(port)
-    return src, out[pg.boundary]
+            if pg.spec(name).kind == "source":
+                fed.append(port)
+            else:
+                out[name].connect(port)
+    return fed, out[pg.boundary]
 
 
 def run_process_graph(pg: ProcessGraph, x: np.ndarray, *, hardware: bool = False
@@ -351,9 +349,8 @@ def run_process_graph(pg: ProcessGraph, x: np.ndarray, *, hardware: bool = False
     Raises:
         TypeError / ValueError: bad ``x``. Any Lava error, after Lava has been stopped.
     """
-    from stc.lava.compat import import_lava
-
     from .executor import _check_input
+    from .processes.common import run_process_graph as run_lava
 
     xa = np.asarray(x)
     if not pg.temporal_input:
@@ -369,31 +366,9 @@ def run_process_graph(pg: ProcessGraph, x: np.ndarray, *, hardware: bool = False
     steps = B * T + latency
     data = np.zeros((int(np.prod(pg.input_shape)), steps), np.int32)
     data[:, :B * T] = xi.reshape(B * T, -1).T
-    import_lava()
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
-
-    src, port = _instantiate(pg, T, data)
-    sink = Sink(shape=(int(np.prod(pg.boundary_shape)),), buffer=steps)
-    port.connect(sink.a_in)
-    if hardware:
-        from lava.magma.core.run_configs import Loihi2HwCfg
-
-        cfg = Loihi2HwCfg()
-    else:
-        cfg = Loihi2SimCfg(select_tag="fixed_pt")
-    try:
-        with warnings.catch_warnings():
-            # Lava imports every file next to a process by path while searching models; our
-            # package-relative imports make that fail harmlessly (the loaded models are used)
-            warnings.filterwarnings("ignore", message="Cannot import module")
-            sink.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
-        got = np.asarray(sink.data.get()).astype(np.int64)  # [size, steps]
-    finally:  # also on KeyboardInterrupt: never leave Lava's worker processes running
-        with contextlib.suppress(Exception):
-            sink.stop()
-    vals = got[:, latency: latency + B * T].T.reshape(B, T, *pg.boundary_shape)
+    fed, port = _instantiate(pg, T)
+    got = run_lava(((p, data) for p in fed), port, steps, hardware=hardware)
+    vals = got[latency: latency + B * T].reshape(B, T, *pg.boundary_shape)
     return vals, run_readout(pg, vals)
 
 

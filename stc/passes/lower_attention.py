@@ -45,7 +45,10 @@ def lower_attention(graph: Graph) -> tuple[Graph, list[str]]:
                if n.kind == "sdsa" else "GradedLIF has no Loihi CUBA form") + ")"
             for n in bad))
     for att in [n for n in g.nodes if n.OP == "SpikeAttention"]:
-        new = _expand(g, att)
+        count = len(g.nodes)
+        _expand(g, att)  # appended by Graph.add; moved into the attention node's place
+        new = g.nodes[count:]
+        del g.nodes[count:]
         at = g.nodes.index(att)
         out = new[-1].name
         for c in g.consumers(att.name):
@@ -56,13 +59,12 @@ def lower_attention(graph: Graph) -> tuple[Graph, list[str]]:
     return g.infer_shapes().verify(), lowered
 
 
-def _expand(g: Graph, att: ir.SpikeAttention) -> list[ir.Node]:
-    """The primitive nodes of one attention node (tensors registered in ``g``)."""
+def _expand(g: Graph, att: ir.SpikeAttention) -> None:
+    """Append the primitive nodes of one attention node to ``g`` (``Graph.add``)."""
     p = att.name
     dim = int(att.dim)
     x = att.inputs[0]
     shape = tuple(att.shape)
-    nodes: list[ir.Node] = []
 
     def tensor(slot: str):
         key = att.params.get(slot)
@@ -70,14 +72,7 @@ def _expand(g: Graph, att: ir.SpikeAttention) -> list[ir.Node]:
 
     def put(node: ir.Node, **tensors) -> str:
         node.shape = shape
-        for slot, t in tensors.items():
-            if t is None:
-                continue
-            key = f"{node.name}.{slot}"
-            g.tensors[key] = t.detach().clone().contiguous()
-            node.params[slot] = key
-        nodes.append(node)
-        return node.name
+        return g.add(node, **tensors).name
 
     def linear_bn_lif(name: str, src: str, v_th: float = 1.0) -> str:
         y = put(ir.Linear(name=f"{p}.{name}_linear", inputs=[src], in_features=dim,
@@ -97,4 +92,3 @@ def _expand(g: Graph, att: ir.SpikeAttention) -> list[ir.Node]:
     a = put(ir.LIF(name=f"{p}.attn_lif", inputs=[o], tau=2.0, v_th=0.5, v_reset=0.0,
                    decay_input=True))
     linear_bn_lif("proj", a)
-    return nodes

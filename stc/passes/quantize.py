@@ -25,6 +25,7 @@ import torch
 
 from stc.errors import MappingError
 from stc.ir import Graph, LoihiCubaLIF
+from stc.ir.nodes import NEURON_OPS
 
 MAX_VTH_MANT = (1 << 17) - 1
 MAX_BIAS = 1 << 17
@@ -83,8 +84,6 @@ def _host_readout(g: Graph) -> set[str]:
             host.add(n.name)
     return host
 
-
-NEURON_OPS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
 
 
 def _core_unit(scale: float, tau: float) -> tuple[int, int]:

@@ -41,15 +41,17 @@ def dense(weight: np.ndarray, graded: bool = False):
     return Dense(weights=np.asarray(weight, np.int32), num_message_bits=24 if graded else 0)
 
 
-def run_process_graph(sources, out_port, steps: int) -> np.ndarray:
+def run_process_graph(sources, out_port, steps: int, *, hardware: bool = False) -> np.ndarray:
     """Feed ``sources`` [(InPort, data [*port_shape, steps])], run ``steps`` steps with
-    Loihi2SimCfg(select_tag='fixed_pt') and return ``out_port``'s values [steps, *shape].
+    Loihi2SimCfg(select_tag='fixed_pt') (Loihi2HwCfg with ``hardware``) and return
+    ``out_port``'s values [steps, *shape].
 
-    Only the output is read back (one Var.get). Lava is stopped in a ``finally``.
+    Only the output is read back (one Var.get). Lava is stopped in a ``finally``, also on
+    KeyboardInterrupt.
     """
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
@@ -58,13 +60,13 @@ def run_process_graph(sources, out_port, steps: int) -> np.ndarray:
         src.s_out.connect(port)
     sink = Sink(shape=tuple(out_port.shape), buffer=steps)
     out_port.connect(sink.a_in)
+    cfg = Loihi2HwCfg() if hardware else Loihi2SimCfg(select_tag="fixed_pt")
     try:
         with warnings.catch_warnings():
             # Lava imports every file next to a process by path when searching models; our
             # package-relative imports make that fail harmlessly (the loaded models are used)
             warnings.filterwarnings("ignore", message="Cannot import module")
-            sink.run(condition=RunSteps(num_steps=steps),
-                     run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            sink.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
         got = np.asarray(sink.data.get())
     finally:
         with contextlib.suppress(Exception):
