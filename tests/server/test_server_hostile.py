@@ -21,8 +21,7 @@ import pytest
 import stc_server_testnet as net
 from stc.proto import inference_pb2 as pb
 from stc.proto import stc_repository_pb2 as repo_pb
-from stc.server.app import ServerConfig, exposure_warnings
-from stc.server.codec import check_request
+from stc.server.app import ServerConfig
 from stc.server.errors import ServingError
 from stc.server.repository import sha256_file
 
@@ -112,6 +111,8 @@ def test_oversize_request_rejected_at_once_small_ones_unaffected(start_server):
 
 
 def test_memory_estimate_resource_exhausted():
+    from stc.server.codec import check_request
+
     spec = [net.Spec("y", "FP32", (-1, 1000, 1000))]  # outputs of 4 MB per row
     arrays = {"x": np.zeros((4, 2), np.float32)}
     assert check_request(arrays, max_rows=8, out_specs=spec, max_bytes=17 << 20) == 4
@@ -325,6 +326,8 @@ def test_idle_uploads_bounded_and_timed_out(start_server):
 
 # -- 7. unsafe defaults --------------------------------------------------------------------------
 def test_safe_defaults_metrics_token_and_read_only(start_server):
+    from stc.server.app import exposure_warnings
+
     from stc.cli.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default.default == "127.0.0.1"
