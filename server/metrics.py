@@ -13,9 +13,10 @@ Metrics:
 - ``stc_queue_seconds{model}`` and ``stc_compute_seconds{model}``: per request, time waiting
   for its batch and the batch's ``infer`` time (histograms, s): the queue vs compute split.
 - Triton-style families, so existing Triton dashboards carry over (names and units as in
-  Triton's metrics documentation; ``model`` and ``version`` labels): counters
-  ``nv_inference_request_success``, ``nv_inference_request_failure``, ``nv_inference_count``
-  (rows), ``nv_inference_exec_count`` (batches), ``nv_inference_request_duration_us``,
+  Triton's metrics documentation; ``model`` and ``version`` labels; cumulative values, exposed
+  untyped so the names carry no ``_total`` suffix): ``nv_inference_request_success``,
+  ``nv_inference_request_failure``, ``nv_inference_count`` (rows),
+  ``nv_inference_exec_count`` (batches), ``nv_inference_request_duration_us``,
   ``nv_inference_queue_duration_us``, ``nv_inference_compute_infer_duration_us``. They are
   read from the loaded models' ModelStats at scrape time, so they exist only for loaded models.
 
