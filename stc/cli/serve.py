@@ -58,7 +58,8 @@ def serve(
                                    help="Ed25519 public key: accept only bundles signed with it"),
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
-    tritonclient.grpc) plus stc's bundle-upload service, health checking and reflection."""
+    tritonclient.grpc) and, with --http-port, REST (tritonclient.http, curl), plus stc's
+    bundle-upload service, health checking and reflection."""
     import signal
     import threading
 
