@@ -131,7 +131,10 @@ def test_rest_errors_and_validation_shared_with_grpc(start_server):
         with pytest.raises(InferenceServerException) as e:
             call()
         assert e.value.status() == status and text in e.value.message(), e.value.message()
-    bad = [b"not json", json.dumps({"inputs": [{"name": "x"}]}).encode(),
+    bad = [b"not json", json.dumps({"inputs": [{"name": "x"}]}).encode(), b"[" * 200_000,
+           json.dumps({"inputs": [], "outputs": "rate"}).encode(),
+           json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1],
+                                   "parameters": 3}]}).encode(),
            json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, net.T, net.D_IN],
                                    "data": [1.0, 2.0]}]}).encode()]
     for body in bad:
