@@ -125,3 +125,32 @@ def test_prometheus_endpoint(start_server):
     assert "nope" not in text
     assert 'stc_queue_seconds_count{model="lif:1"} 1.0' in text
     assert 'stc_compute_seconds_count{model="lif:1"} 1.0' in text
+
+
+def test_failed_merged_batch_reruns_each_request_alone():
+    class Picky(net.TinyLIF):
+        """Refuses any batch that contains a row of 99s (a bad input the codec let through)."""
+
+        def infer(self, inputs):
+            if (inputs["x"] == 99).all(axis=(1, 2)).any():
+                self.calls.append(-int(inputs["x"].shape[0]))
+                raise ValueError("row of 99s")
+            return super().infer(inputs)
+
+    exe = Picky(net.make_weight(0))
+    b = Batcher(exe, "lif:1", max_batch=8, max_delay_ms=500, queue_size=8)  # 4 requests merge
+    try:
+        goods = [net.make_input(1, seed=s) for s in range(3)]
+        bad = np.full((1, net.T, net.D_IN), 99, np.float32)
+        futures = [b.submit({"x": x}) for x in (*goods[:2], bad, goods[2])]
+        for x, f in zip((*goods[:2], goods[2]), (*futures[:2], futures[3])):
+            np.testing.assert_array_equal(f.result(timeout=10)["spikes"],
+                                          net.TinyLIF(net.make_weight(0)).infer({"x": x})
+                                          ["spikes"])
+        with pytest.raises(ServingError) as e:
+            futures[2].result(timeout=10)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "row of 99s" in \
+            e.value.message
+        assert exe.calls[0] == -4 and sorted(exe.calls[1:]) == [-1, 1, 1, 1]  # merged, then alone
+    finally:
+        b.close()
