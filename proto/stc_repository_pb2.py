@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _stc_pool.POOL.AddSerializedFile(b'\n\x1estc/proto/stc_repository.proto\x12\x0estc.repository\"l\n\x0bUploadChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\ntotal_size\x18\x04 \x01(\x04\x12\x0c\n\x04load\x18\x05 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"]\n\x0eUploadResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\"j\n\nBundleInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\"\r\n\x0bListRequest\";\n\x0cListResponse\x12+\n\x07\x62undles\x18\x01 \x03(\x0b\x32\x1a.stc.repository.BundleInfo\".\n\rDeleteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\"\n\x0e\x44\x65leteResponse\x12\x10\n\x08versions\x18\x01 \x03(\t\",\n\x0bLoadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\" \n\x0cLoadResponse\x12\x10\n\x08versions\x18\x01 \x03(\t\".\n\rUnloadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\"\n\x0eUnloadResponse\x12\x10\n\x08versions\x18\x01 \x03(\t2\xfd\x02\n\x10\x42undleRepository\x12I\n\x06Upload\x12\x1b.stc.repository.UploadChunk\x1a\x1e.stc.repository.UploadResponse\"\x00(\x01\x12\x43\n\x04List\x12\x1b.stc.repository.ListRequest\x1a\x1c.stc.repository.ListResponse\"\x00\x12I\n\x06\x44\x65lete\x12\x1d.stc.repository.DeleteRequest\x1a\x1e.stc.repository.DeleteResponse\"\x00\x12\x43\n\x04Load\x12\x1b.stc.repository.LoadRequest\x1a\x1c.stc.repository.LoadResponse\"\x00\x12I\n\x06Unload\x12\x1d.stc.repository.UnloadRequest\x1a\x1e.stc.repository.UnloadResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _stc_pool.POOL.AddSerializedFile(b'\n\x1estc/proto/stc_repository.proto\x12\x0estc.repository\"l\n\x0bUploadChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\ntotal_size\x18\x04 \x01(\x04\x12\x0c\n\x04load\x18\x05 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"]\n\x0eUploadResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\"\x81\x01\n\nBundleInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x15\n\rloaded_sha256\x18\x07 \x01(\t\"\r\n\x0bListRequest\";\n\x0cListResponse\x12+\n\x07\x62undles\x18\x01 \x03(\x0b\x32\x1a.stc.repository.BundleInfo\".\n\rDeleteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\"\n\x0e\x44\x65leteResponse\x12\x10\n\x08versions\x18\x01 \x03(\t\",\n\x0bLoadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\" \n\x0cLoadResponse\x12\x10\n\x08versions\x18\x01 \x03(\t\".\n\rUnloadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\"\n\x0eUnloadResponse\x12\x10\n\x08versions\x18\x01 \x03(\t2\xfd\x02\n\x10\x42undleRepository\x12I\n\x06Upload\x12\x1b.stc.repository.UploadChunk\x1a\x1e.stc.repository.UploadResponse\"\x00(\x01\x12\x43\n\x04List\x12\x1b.stc.repository.ListRequest\x1a\x1c.stc.repository.ListResponse\"\x00\x12I\n\x06\x44\x65lete\x12\x1d.stc.repository.DeleteRequest\x1a\x1e.stc.repository.DeleteResponse\"\x00\x12\x43\n\x04Load\x12\x1b.stc.repository.LoadRequest\x1a\x1c.stc.repository.LoadResponse\"\x00\x12I\n\x06Unload\x12\x1d.stc.repository.UnloadRequest\x1a\x1e.stc.repository.UnloadResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,24 +36,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPLOADCHUNK']._serialized_end=158
   _globals['_UPLOADRESPONSE']._serialized_start=160
   _globals['_UPLOADRESPONSE']._serialized_end=253
-  _globals['_BUNDLEINFO']._serialized_start=255
-  _globals['_BUNDLEINFO']._serialized_end=361
-  _globals['_LISTREQUEST']._serialized_start=363
-  _globals['_LISTREQUEST']._serialized_end=376
-  _globals['_LISTRESPONSE']._serialized_start=378
-  _globals['_LISTRESPONSE']._serialized_end=437
-  _globals['_DELETEREQUEST']._serialized_start=439
-  _globals['_DELETEREQUEST']._serialized_end=485
-  _globals['_DELETERESPONSE']._serialized_start=487
-  _globals['_DELETERESPONSE']._serialized_end=521
-  _globals['_LOADREQUEST']._serialized_start=523
-  _globals['_LOADREQUEST']._serialized_end=567
-  _globals['_LOADRESPONSE']._serialized_start=569
-  _globals['_LOADRESPONSE']._serialized_end=601
-  _globals['_UNLOADREQUEST']._serialized_start=603
-  _globals['_UNLOADREQUEST']._serialized_end=649
-  _globals['_UNLOADRESPONSE']._serialized_start=651
-  _globals['_UNLOADRESPONSE']._serialized_end=685
-  _globals['_BUNDLEREPOSITORY']._serialized_start=688
-  _globals['_BUNDLEREPOSITORY']._serialized_end=1069
+  _globals['_BUNDLEINFO']._serialized_start=256
+  _globals['_BUNDLEINFO']._serialized_end=385
+  _globals['_LISTREQUEST']._serialized_start=387
+  _globals['_LISTREQUEST']._serialized_end=400
+  _globals['_LISTRESPONSE']._serialized_start=402
+  _globals['_LISTRESPONSE']._serialized_end=461
+  _globals['_DELETEREQUEST']._serialized_start=463
+  _globals['_DELETEREQUEST']._serialized_end=509
+  _globals['_DELETERESPONSE']._serialized_start=511
+  _globals['_DELETERESPONSE']._serialized_end=545
+  _globals['_LOADREQUEST']._serialized_start=547
+  _globals['_LOADREQUEST']._serialized_end=591
+  _globals['_LOADRESPONSE']._serialized_start=593
+  _globals['_LOADRESPONSE']._serialized_end=625
+  _globals['_UNLOADREQUEST']._serialized_start=627
+  _globals['_UNLOADREQUEST']._serialized_end=673
+  _globals['_UNLOADRESPONSE']._serialized_start=675
+  _globals['_UNLOADRESPONSE']._serialized_end=709
+  _globals['_BUNDLEREPOSITORY']._serialized_start=712
+  _globals['_BUNDLEREPOSITORY']._serialized_end=1093
 # @@protoc_insertion_point(module_scope)

@@ -37,20 +37,22 @@ class UploadResponse(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., loaded: _Optional[bool] = ...) -> None: ...
 
 class BundleInfo(_message.Message):
-    __slots__ = ("name", "version", "sha256", "size", "loaded", "backend")
+    __slots__ = ("name", "version", "sha256", "size", "loaded", "backend", "loaded_sha256")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     LOADED_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LOADED_SHA256_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     sha256: str
     size: int
     loaded: bool
     backend: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., loaded: _Optional[bool] = ..., backend: _Optional[str] = ...) -> None: ...
+    loaded_sha256: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ..., loaded: _Optional[bool] = ..., backend: _Optional[str] = ..., loaded_sha256: _Optional[str] = ...) -> None: ...
 
 class ListRequest(_message.Message):
     __slots__ = ()

@@ -68,7 +68,9 @@ class BundleRepositoryServicer:
         """Client-streamed upload. The first chunk carries name, version and the SHA-256 (hex) of
         the whole bundle; later chunks carry only data. The server rejects the bundle
         (INVALID_ARGUMENT / DATA_LOSS) if the digest or size does not match or the bundle does not
-        load; the previously loaded version of the same model keeps serving in that case.
+        load; the previously loaded version of the same model keeps serving in that case. Every
+        upload is verified (hashes, format, signature under --public-key) before it is stored,
+        whether or not `load` is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

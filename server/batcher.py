@@ -16,10 +16,15 @@ the server otherwise idle runs directly in its handler thread, so a lone client 
 ``max_delay_ms`` nor the thread hand-offs.
 
 Requests whose future was cancelled (client disconnected) or whose deadline passed are dropped
-before the batch runs. A running ``infer`` is never interrupted: a request that runs in its
-handler thread (inline or idle path) answers when the run ends, even past its deadline (the
-client's own gRPC deadline still fires on time). ``submit`` raises RESOURCE_EXHAUSTED when
-``queue_size`` requests are already waiting, and UNAVAILABLE once ``close`` has begun.
+before the batch runs. Requests are validated one by one before they are submitted
+(stc.server.codec.check_request: rows, finite values, memory estimate), so a bad request is
+answered alone; if a merged batch still fails, each of its requests is re-run on its own so
+that only the request that causes the failure gets the error. A running ``infer`` is never
+interrupted (a request carries at most the max batch of rows, which bounds a run): a request
+that runs in its handler thread (inline or idle path) answers when the run ends, even past
+its deadline (the client's own gRPC deadline still fires on time). ``submit`` raises
+RESOURCE_EXHAUSTED when ``queue_size`` requests are already waiting, and UNAVAILABLE once
+``close`` has begun.
 """
 
 from __future__ import annotations
@@ -34,16 +39,17 @@ from concurrent.futures import Future
 
 import grpc
 import numpy as np
-from stc.server.errors import ServingError, exhausted, unavailable
+from stc.server.errors import ServingError, exhausted, shorten, unavailable
 from stc.server.executable import Executable, spike_count
 from stc.server.metrics import ServerMetrics
+from stc.server.stats import ModelStats
 
 log = logging.getLogger("stc.server")
 _STOP = object()
 
 
 class _Request:
-    __slots__ = ("arrays", "rows", "key", "future", "deadline")
+    __slots__ = ("arrays", "rows", "key", "future", "deadline", "submitted")
 
     def __init__(self, arrays: dict[str, np.ndarray], deadline: float | None,
                  future: Future | None = None) -> None:
@@ -52,6 +58,7 @@ class _Request:
         self.key = tuple(sorted((k, v.dtype.str, v.shape[1:]) for k, v in arrays.items()))
         self.future: Future = future if future is not None else Future()
         self.deadline = deadline
+        self.submitted = time.monotonic()
 
 
 class Batcher:
@@ -66,6 +73,7 @@ class Batcher:
         batching: merge requests (True on cpu/gpu) or run them one by one.
         metrics: where batch sizes, queue depth and spike counts are recorded.
         inflight: number of requests inside the server now (None: always wait max_delay_ms).
+        stats: the model's ModelStats (queue / compute / batch counts), or None.
 
     Raises:
         ValueError: ``max_batch`` < 1, ``queue_size`` < 1 or ``max_delay_ms`` < 0.
@@ -74,7 +82,8 @@ class Batcher:
     def __init__(self, executable: Executable, label: str, *, max_batch: int = 8,
                  max_delay_ms: float = 2.0, queue_size: int = 256, batching: bool = True,
                  metrics: ServerMetrics | None = None,
-                 inflight: Callable[[], int] | None = None) -> None:
+                 inflight: Callable[[], int] | None = None,
+                 stats: ModelStats | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if queue_size < 1:
@@ -83,10 +92,12 @@ class Batcher:
             raise ValueError(f"max_delay_ms must be >= 0 ms, got {max_delay_ms}")
         self.executable = executable
         self.label = label
+        self.batching = bool(batching)
         self.max_batch = int(max_batch) if batching else 1
         self.max_delay = float(max_delay_ms) / 1000.0
         self.metrics = metrics or ServerMetrics()
         self.inflight = inflight
+        self.stats = stats
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._carry: collections.deque[_Request] = collections.deque()
         self._closing = threading.Event()
@@ -236,23 +247,39 @@ class Batcher:
                 live.append(req)
         if not live:
             return
+        try:
+            self._run_batch(live, now)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller(s) below
+            if len(live) > 1:  # find the request that fails: every other one still succeeds
+                for req in live:
+                    try:
+                        self._run_batch([req], time.monotonic())
+                    except Exception as one:  # noqa: BLE001
+                        self._fail(req, one)
+                return
+            self._fail(live[0], exc)
+
+    def _run_batch(self, live: list[_Request], started: float) -> None:
+        """Run ``live`` (running futures) as one batch and set each future's result.
+
+        Raises:
+            Exception: whatever ``infer`` or the output split raised (no future is set then).
+        """
         rows = [r.rows for r in live]
         total = sum(rows)
-        try:
-            if len(live) == 1:
-                inputs = live[0].arrays
-            else:
-                inputs = {k: np.concatenate([r.arrays[k] for r in live], axis=0)
-                          for k in live[0].arrays}
-            t0 = time.perf_counter()
-            outputs = self.executable.infer(inputs)
-            seconds = time.perf_counter() - t0
-            spikes = spike_count(self.executable)
-            self.metrics.observe_batch(self.label, total, seconds, spikes)
-            if len(live) == 1:
-                live[0].future.set_result(dict(outputs))
-                return
-            parts: list[dict[str, np.ndarray]] = [{} for _ in live]
+        if len(live) == 1:
+            inputs = live[0].arrays
+        else:
+            inputs = {k: np.concatenate([r.arrays[k] for r in live], axis=0)
+                      for k in live[0].arrays}
+        t0 = time.perf_counter()
+        outputs = self.executable.infer(inputs)
+        seconds = time.perf_counter() - t0
+        spikes = spike_count(self.executable)
+        parts: list[dict[str, np.ndarray]] = [{} for _ in live]
+        if len(live) == 1:
+            parts = [dict(outputs)]
+        else:
             bounds = np.cumsum(rows)[:-1]
             for name, arr in outputs.items():
                 arr = np.asarray(arr)
@@ -261,13 +288,27 @@ class Batcher:
                                        f"executable must return {total} rows first")
                 for part, piece in zip(parts, np.split(arr, bounds, axis=0)):
                     part[name] = piece
-            for req, part in zip(live, parts):
-                req.future.set_result(part)
-        except Exception as exc:  # noqa: BLE001 - reported to every caller of the batch
+        queued = [max(started - r.submitted, 0.0) for r in live]
+        self.metrics.observe_batch(self.label, total, seconds, spikes)
+        self.metrics.observe_queue(self.label, queued, seconds)
+        if self.stats is not None:
+            self.stats.batch(total, len(live), queued, seconds)
+        for req, part in zip(live, parts):
+            req.future.set_result(part)
+
+    def _fail(self, req: _Request, exc: Exception) -> None:
+        """Answer one request with ``exc``: ValueError/TypeError (the executable refused the
+        input) become INVALID_ARGUMENT without a traceback; anything else is INTERNAL."""
+        if isinstance(exc, ServingError):
+            err = exc
+        elif isinstance(exc, (ValueError, TypeError)):
+            log.warning("infer refused input", extra={"event": "infer_invalid",
+                                                      "model": self.label, "error": str(exc)})
+            err = ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"model {self.label} refused the input: {shorten(str(exc))}")
+        else:
             log.exception("infer failed for %s", self.label)
-            err = exc if isinstance(exc, ServingError) else ServingError(
-                grpc.StatusCode.INTERNAL, f"model {self.label} failed: {type(exc).__name__}: "
-                f"{exc}")
-            for req in live:
-                if not req.future.done():
-                    req.future.set_exception(err)
+            err = ServingError(grpc.StatusCode.INTERNAL, f"model {self.label} failed: "
+                               f"{type(exc).__name__}: {shorten(str(exc))}")
+        if not req.future.done():
+            req.future.set_exception(err)

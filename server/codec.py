@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from stc.server.errors import exhausted, invalid
+from stc.server.errors import clip, exhausted, invalid
 from stc.server.executable import TensorSpecLike
 
 # OIP datatype -> little-endian numpy dtype. BYTES (length-prefixed strings) and BF16 (no numpy
@@ -94,12 +94,12 @@ def decode_inputs(request, specs: Sequence[TensorSpecLike],
     by_name = {s.name: s for s in specs}
     names = [t.name for t in request.inputs]
     if len(set(names)) != len(names):
-        raise invalid(f"duplicate input tensor names {names}; {signature}")
+        raise invalid(f"duplicate input tensor names {clip(names)}; {signature}")
     unknown = [n for n in names if n not in by_name]
     missing = [n for n in by_name if n not in names]
     if unknown or missing:
-        raise invalid(f"inputs {names} do not match the model (unknown {unknown}, "
-                      f"missing {missing}); {signature}")
+        raise invalid(f"inputs {clip(names)} do not match the model (unknown "
+                      f"{clip(unknown)}, missing {missing}); {signature}")
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise invalid(f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} "
@@ -110,10 +110,10 @@ def decode_inputs(request, specs: Sequence[TensorSpecLike],
         spec = by_name[tensor.name]
         shape = [int(d) for d in tensor.shape]
         if tensor.datatype != spec.datatype:
-            raise invalid(f"input {tensor.name!r} has datatype {tensor.datatype!r}, expected "
+            raise invalid(f"input {tensor.name!r} has datatype {clip(tensor.datatype)}, expected "
                           f"{spec.datatype!r}; {signature}")
         if any(d < 0 for d in shape) or not _shape_matches(shape, spec.shape):
-            raise invalid(f"input {tensor.name!r} has shape {shape}; {signature}")
+            raise invalid(f"input {tensor.name!r} has shape {clip(shape)}; {signature}")
         if spec.datatype not in DATATYPES:
             raise invalid(f"datatype {spec.datatype!r} is not supported by the stc server")
         count = math.prod(shape)
@@ -165,7 +165,7 @@ def select_outputs(requested: Sequence[str],
     by_name = {s.name: s for s in specs}
     unknown = [n for n in requested if n not in by_name]
     if unknown:
-        raise invalid(f"requested outputs {unknown} are not model outputs; "
+        raise invalid(f"requested outputs {clip(unknown)} are not model outputs; "
                       f"outputs: {format_signature(specs)}")
     return [by_name[n] for n in requested]
 
@@ -180,3 +180,58 @@ def encode_output(name: str, array: np.ndarray, spec: TensorSpecLike) -> tuple[l
         raise ValueError(f"output {name!r} has unsupported datatype {spec.datatype!r}")
     arr = np.ascontiguousarray(np.asarray(array), dtype=DATATYPES[spec.datatype])
     return list(arr.shape), arr.tobytes()
+
+
+def estimate_bytes(arrays: dict[str, np.ndarray], out_specs: Sequence[TensorSpecLike]) -> int:
+    """Memory estimate (bytes) of one request: its input arrays plus its outputs.
+
+    Output dims given as -1 after the batch dimension (e.g. a variable T) are taken as the
+    largest non-batch dim of the inputs, an upper bound for stc's models, whose outputs repeat
+    an input's T or a layer width. Intermediate activations are not counted.
+    """
+    rows = next((int(a.shape[0]) for a in arrays.values() if a.ndim > 0), 1)
+    widest = max([int(d) for a in arrays.values() for d in a.shape[1:]] or [1])
+    total = sum(int(a.nbytes) for a in arrays.values())
+    for spec in out_specs:
+        dims = [widest if int(d) < 0 else int(d) for d in list(spec.shape)[1:]]
+        itemsize = DATATYPES[spec.datatype].itemsize if spec.datatype in DATATYPES else 8
+        total += rows * math.prod(dims) * itemsize
+    return total
+
+
+def check_request(arrays: dict[str, np.ndarray], *, max_rows: int,
+                  out_specs: Sequence[TensorSpecLike], max_bytes: int) -> int:
+    """Per-request checks before the request may join a batch; returns its row count.
+
+    One request that fails here is answered alone with INVALID_ARGUMENT (or
+    RESOURCE_EXHAUSTED), so it can never fail or delay the other clients' rows it would have
+    been batched with.
+
+    Args:
+        arrays: decoded inputs ``{name: [B, ...]}`` (``decode_inputs``).
+        max_rows: most rows one request may carry (the server's max batch).
+        out_specs: the outputs that will be returned (for the memory estimate).
+        max_bytes: largest memory estimate (``estimate_bytes``) accepted, bytes.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for inputs with different batch sizes, batch 0, more
+            than ``max_rows`` rows, or NaN / inf in a floating-point input;
+            RESOURCE_EXHAUSTED when the memory estimate exceeds ``max_bytes``.
+    """
+    rows = {int(a.shape[0]) for a in arrays.values() if a.ndim > 0}
+    if len(rows) > 1:
+        raise invalid(f"inputs have different batch sizes {sorted(rows)}; expected one")
+    batch = rows.pop() if rows else 1
+    if batch < 1:
+        raise invalid("batch size is 0 (an input's first dimension); expected at least 1 row")
+    if batch > max_rows:
+        raise invalid(f"request has {batch} rows; the server accepts at most {max_rows} rows "
+                      "per request (its max batch): split the request")
+    for name, arr in arrays.items():
+        if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+            raise invalid(f"input {name!r} contains NaN or inf; expected finite values")
+    need = estimate_bytes(arrays, out_specs)
+    if need > max_bytes:
+        raise exhausted(f"request needs about {need} bytes (inputs + outputs); the limit is "
+                        f"{max_bytes} bytes")
+    return batch

@@ -39,3 +39,30 @@ def exhausted(message: str) -> ServingError:
 def unavailable(message: str) -> ServingError:
     """UNAVAILABLE: the server or model is shutting down."""
     return ServingError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+def permission_denied(message: str) -> ServingError:
+    """PERMISSION_DENIED: the admin API is switched off (``--read-only``)."""
+    return ServingError(grpc.StatusCode.PERMISSION_DENIED, message)
+
+
+def deadline(message: str) -> ServingError:
+    """DEADLINE_EXCEEDED: the request's deadline passed (queued or running)."""
+    return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, message)
+
+
+MAX_ECHO_CHARS = 64
+
+
+def clip(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """``repr`` of client-supplied ``value``, cut to ``limit`` characters (names in errors).
+
+    Error messages echo what the client sent so it can see what was wrong; a hostile client
+    could otherwise make the server copy megabytes into every error and log line.
+    """
+    return shorten(repr(value), limit)
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"

@@ -13,7 +13,12 @@ strings.
 Hot replace: ``install`` loads a staged bundle first; only if that succeeds is the file moved
 into place and the new executable swapped in (the old one drains its queue, then closes). A
 bundle that fails to load (corrupted, bad hash or signature) is deleted and the version that was
-serving keeps serving.
+serving keeps serving. This verification runs for every upload, also one stored without
+loading it, so nothing unverified ever reaches the repository; a rejected upload to a new name
+leaves no folders behind. Installed bundle files are mode 0644.
+
+Error messages never contain the server's absolute paths (the repository root is written
+``<repository>``) and cut client-supplied names to a few dozen characters.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from pathlib import Path
 
 import grpc
 from stc.server.batcher import Batcher
-from stc.server.errors import ServingError, invalid, not_found
+from stc.server.errors import ServingError, clip, invalid, not_found, shorten
 from stc.server.executable import Executable, batchable, check_executable
 from stc.server.metrics import ServerMetrics
+from stc.server.stats import ModelStats
 
 log = logging.getLogger("stc.server")
 
@@ -47,7 +53,7 @@ Loader = Callable[[Path], Executable]
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a safe model name / version, else raise INVALID_ARGUMENT."""
     if not isinstance(value, str) or not _NAME_RE.match(value) or value in (".", ".."):
-        raise invalid(f"{kind} {value!r} is invalid; expected letters, digits, '_', '.', '-' "
+        raise invalid(f"{kind} {clip(value)} is invalid; expected letters, digits, '_', '.', '-' "
                       "(first a letter or digit, at most 128 characters)")
     return value
 
@@ -97,6 +103,7 @@ class LoadedModel:
     sha256: str
     size: int
     extra: dict = field(default_factory=dict)
+    stats: ModelStats = field(default_factory=ModelStats)
 
     def close(self) -> None:
         """Drain the batcher's queue, then close the executable."""
@@ -135,6 +142,7 @@ class ModelRepository:
         self._models: dict[str, dict[str, LoadedModel]] = {}
         self._lock = threading.RLock()
         self._load_lock = threading.Lock()
+        self.metrics.models = lambda: [(m.name, m.version, m.stats) for m in self.loaded()]
 
     # -- paths ------------------------------------------------------------------------------
     def bundle_path(self, name: str, version: str) -> Path:
@@ -179,12 +187,13 @@ class ModelRepository:
             versions = self._models.get(name)
             if not versions:
                 known = sorted(self._models)
-                raise not_found(f"model {name!r} is not loaded; loaded models: {known}")
+                raise not_found(f"model {clip(name)} is not loaded; loaded models: "
+                                f"{shorten(str(known))}")
             if not version:
                 version = max(versions, key=version_key)
             model = versions.get(version)
             if model is None:
-                raise not_found(f"model {name!r} has no loaded version {version!r}; "
+                raise not_found(f"model {name!r} has no loaded version {clip(version)}; "
                                 f"loaded versions: {sorted(versions, key=version_key)}")
             return model
 
@@ -193,11 +202,18 @@ class ModelRepository:
         exe = check_executable(self.loader(path))
         batching = self.backend in BATCHING_BACKENDS and batchable(exe)
         label = f"{name}:{version}"
+        stats = ModelStats()
         batcher = Batcher(exe, label, max_batch=self.max_batch, max_delay_ms=self.max_delay_ms,
                           queue_size=self.queue_size, batching=batching, metrics=self.metrics,
-                          inflight=self.inflight)
+                          inflight=self.inflight, stats=stats)
         return LoadedModel(name, version, exe, batcher, path, sha256_file(path),
-                           path.stat().st_size)
+                           path.stat().st_size, stats=stats)
+
+    def scrub(self, message: str) -> str:
+        """``message`` with the repository's absolute path replaced by ``<repository>``."""
+        for root in {str(self.root.resolve()), str(self.root)}:
+            message = message.replace(root, "<repository>")
+        return shorten(message, 500)
 
     def _swap(self, model: LoadedModel) -> None:
         with self._lock:
@@ -218,7 +234,8 @@ class ModelRepository:
         check_name("model name", name)
         targets = [v for n, v in self.on_disk() if n == name and (not version or v == version)]
         if not targets:
-            raise not_found(f"no bundle {name!r} version {version or '(any)'} under {self.root}")
+            raise not_found(f"no bundle {name!r} version {clip(version or '(any)')} in the "
+                            "repository")
         with self._load_lock:
             for v in targets:
                 path = self.bundle_path(name, v)
@@ -227,8 +244,8 @@ class ModelRepository:
                 except ServingError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any loader error rejects the bundle
-                    raise invalid(f"bundle {name}/{v} failed to load: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                    raise invalid(self.scrub(f"bundle {name}/{v} failed to load: "
+                                             f"{type(exc).__name__}: {exc}")) from exc
                 self._swap(model)
         return targets
 
@@ -254,7 +271,8 @@ class ModelRepository:
             versions = self._models.get(name, {})
             chosen = [v for v in versions if not version or v == version]
             if not chosen:
-                raise not_found(f"model {name!r} version {version or '(any)'} is not loaded")
+                raise not_found(f"model {clip(name)} version {clip(version or '(any)')} is not "
+                            "loaded")
             removed = [versions.pop(v) for v in chosen]
             if not versions:
                 self._models.pop(name, None)
@@ -270,7 +288,8 @@ class ModelRepository:
         """
         targets = [v for n, v in self.on_disk() if n == name and (not version or v == version)]
         if not targets:
-            raise not_found(f"no bundle {name!r} version {version or '(any)'} to delete")
+            raise not_found(f"no bundle {clip(name)} version {clip(version or '(any)')} to "
+                            "delete")
         for v in targets:
             if v in self.versions(name):
                 self.unload(name, v)
@@ -287,35 +306,49 @@ class ModelRepository:
         return targets
 
     def install(self, name: str, version: str, staged: Path, *, load: bool = True) -> bool:
-        """Move a staged (already digest-checked) bundle into place, hot-replacing a loaded one.
+        """Verify a staged (already digest-checked) bundle and move it into place, hot-replacing
+        a loaded one when ``load`` is true. Returns whether the bundle is now loaded.
 
-        With ``load=True`` the staged file is loaded first; if loading fails the staged file is
-        deleted, the current bundle file and executable stay untouched, and INVALID_ARGUMENT is
-        raised. Returns whether the bundle is now loaded.
+        The staged file is always opened with the loader first (hashes, format and, under a
+        public key, the signature), whatever ``load`` says; with ``load=False`` the executable
+        is closed again and the file only stored. If that fails the staged file is deleted,
+        folders created for it are removed, the current bundle file and executable stay
+        untouched, and INVALID_ARGUMENT is raised.
 
         Raises:
-            ServingError: INVALID_ARGUMENT when the bundle does not load.
+            ServingError: INVALID_ARGUMENT when the bundle does not verify / load.
         """
         final = self.bundle_path(name, version)
-        if not load:
-            os.replace(staged, final)
-            return False
         with self._load_lock:
             try:
                 model = self._open(name, version, staged)
             except Exception as exc:  # noqa: BLE001
                 staged.unlink(missing_ok=True)
-                msg = (exc.message if isinstance(exc, ServingError)
-                       else f"{type(exc).__name__}: {exc}")
+                self._remove_empty(name, version)
+                msg = self.scrub(exc.message if isinstance(exc, ServingError)
+                                 else f"{type(exc).__name__}: {exc}")
                 log.warning("upload rejected", extra={"event": "upload_rejected", "model": name,
                                                       "version": version, "error": msg})
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"bundle {name}/{version} rejected, previous version keeps "
                                    f"serving: {msg}") from exc
+            os.chmod(staged, 0o644)
+            if not load:
+                model.close()
+                os.replace(staged, final)
+                return False
             os.replace(staged, final)
             model.path = final
             self._swap(model)
         return True
+
+    def _remove_empty(self, name: str, version: str) -> None:
+        """Remove ``<root>/<name>/<version>`` and ``<root>/<name>`` if they are empty."""
+        for folder in (self.root / name / version, self.root / name):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
     def close(self) -> None:
         """Unload everything (drains each queue)."""

@@ -133,6 +133,13 @@ class Client:
         """Stream a bundle file to the server (1 MiB chunks); returns the UploadResponse fields.
 
         ``sha256`` defaults to the file's digest (override only to test the server's check).
+        The server verifies every upload (hashes, format, signature under its public key)
+        before storing it, also with ``load=False``.
+
+        Raises:
+            grpc.RpcError: INVALID_ARGUMENT (bundle rejected), DATA_LOSS (digest mismatch),
+                RESOURCE_EXHAUSTED (too large, or too many uploads at once), UNIMPLEMENTED (a
+                ``--read-only`` server).
         """
         data = Path(path).read_bytes()
         digest = sha256 or hashlib.sha256(data).hexdigest()
@@ -149,10 +156,13 @@ class Client:
                 "loaded": r.loaded}
 
     def list_bundles(self, timeout: float | None = None) -> list[dict]:
-        """Every bundle in the server's repository: name, version, sha256, size, loaded."""
+        """Every bundle in the server's repository: name, version, sha256 (of the file on
+        disk), size, loaded (the file on disk is the bundle being served), loaded_sha256 (the
+        bundle being served under that name and version, "" if none), backend."""
         r = self.repository.List(repo_pb.ListRequest(), **self._kw(timeout))
         return [{"name": b.name, "version": b.version, "sha256": b.sha256, "size": b.size,
-                 "loaded": b.loaded, "backend": b.backend} for b in r.bundles]
+                 "loaded": b.loaded, "loaded_sha256": b.loaded_sha256, "backend": b.backend}
+                for b in r.bundles]
 
     def load(self, name: str, version: str = "", timeout: float | None = None) -> list[str]:
         """Load a bundle already in the repository; returns the versions loaded."""

@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import io
 import os
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ def _atomic_zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
                     z.writestr(info, data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a server running as another user reads it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -200,11 +202,50 @@ def _atomic_zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
     return path
 
 
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header (APPNOTE 4.3.7)
+
+
+def _check_layout(blob: bytes, infos: list[zipfile.ZipInfo], where: str) -> None:
+    """Reject zips whose members claim more bytes than the file holds or overlap.
+
+    An overlapping-member zip (the "better zip bomb", Fifield 2019) points many central
+    directory entries into one shared run of bytes, so a small file expands to far more
+    member bytes than it contains. Each member's span runs from its local header to the end
+    of its stored data; spans must be disjoint and lie inside the file.
+
+    Raises:
+        BundleError: total member bytes beyond the file size, a bad local header, a member
+            past the end of the file, or two members that overlap.
+    """
+    total = sum(i.compress_size for i in infos)
+    if total > len(blob):
+        raise BundleError(f"{where}: members claim {total} bytes in a {len(blob)}-byte file "
+                          "(overlapping members, a zip bomb)")
+    spans = []
+    for info in infos:
+        start = info.header_offset
+        if start < 0 or start + _LOCAL_HEADER.size > len(blob):
+            raise BundleError(f"{where}: member {info.filename!r} starts outside the file")
+        head = _LOCAL_HEADER.unpack_from(blob, start)
+        if head[0] != b"PK\x03\x04":
+            raise BundleError(f"{where}: member {info.filename!r} has no local header")
+        end = start + _LOCAL_HEADER.size + head[9] + head[10] + info.compress_size
+        if end > len(blob):
+            raise BundleError(f"{where}: member {info.filename!r} runs past the end of the file")
+        spans.append((start, end, info.filename))
+    spans.sort()
+    for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+        if start < end:
+            raise BundleError(f"{where}: members {name!r} and {other!r} overlap (overlapping "
+                              "members, a zip bomb)")
+
+
 def read_bundle(source: str | Path | bytes, *, public_key: object = None,
                 max_bytes: int = MAX_BUNDLE_BYTES) -> Bundle:
     """Open and fully verify a bundle; nothing is executed.
 
-    Order: size limit -> zip structure (names, no duplicates, stored only, member sizes) ->
+    Order: size limit -> zip structure (names, no duplicates, stored only, member sizes,
+    member bytes within the file size, no overlapping members) ->
     manifest schema -> signature (required when ``public_key`` is given) -> SHA-256 and size of
     every member -> safetensors parse (no pickle) -> graph verification.
 
@@ -250,6 +291,7 @@ def read_bundle(source: str | Path | bytes, *, public_key: object = None,
         if info.file_size > max_bytes:
             raise BundleError(f"{where}: member {info.filename!r} is over the size limit")
         seen[info.filename] = info
+    _check_layout(blob, infos, where)
     if MANIFEST not in seen:
         raise BundleError(f"{where}: no {MANIFEST} member")
     if seen[MANIFEST].file_size > MAX_MANIFEST_BYTES:

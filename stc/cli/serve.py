@@ -1,8 +1,14 @@
-"""``stc serve``: run the OIP v2 gRPC inference server over a bundle repository.
+"""``stc serve``: run the OIP v2 inference server (gRPC, and REST with ``--http-port``) over a
+bundle repository.
 
 Repository layout: ``<DIR>/<model>/<version>/model.stcb`` (see stc.server.repository). Logs are
 JSON lines on stderr. SIGINT/SIGTERM shut down gracefully (health NOT_SERVING, drain). Exit code
 2 on bad usage (unknown backend, missing TLS file, ...).
+
+Safe defaults: binds 127.0.0.1 unless ``--host`` says otherwise; metrics and REST bind the same
+host; with ``--token`` every call (gRPC, REST, /metrics) needs it except health checks; a
+non-loopback host without a token or without TLS prints a loud warning; ``--read-only`` turns
+the admin API (upload, delete, load, unload) off.
 """
 
 from __future__ import annotations
@@ -15,14 +21,26 @@ import typer
 def serve(
     repository: str = typer.Option(..., "--repository", help="bundle repository folder"),
     port: int = typer.Option(8001, "--port", help="gRPC port (0 = any free port)"),
-    host: str = typer.Option("0.0.0.0", "--host", help="bind address"),  # noqa: S104
+    host: str = typer.Option("127.0.0.1", "--host",
+                             help="bind address (gRPC, REST and metrics); 0.0.0.0 exposes the "
+                                  "server to the network: set --token and TLS then"),
     backend: str = typer.Option("cpu", "--backend", help="gpu | cpu | lava-sim | loihi"),
     metrics_port: int = typer.Option(None, "--metrics-port",
-                                     help="Prometheus /metrics HTTP port (off if not given)"),
+                                     help="Prometheus /metrics HTTP port on --host (off if not "
+                                          "given; needs the token when --token is set)"),
+    http_port: int = typer.Option(None, "--http-port",
+                                  help="OIP REST (KServe v2 HTTP) port on --host (off if not "
+                                       "given)"),
+    read_only: bool = typer.Option(False, "--read-only",
+                                   help="switch the admin API off (no upload, delete, load, "
+                                        "unload)"),
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (enables TLS)"),
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key"),
     token: str = typer.Option(None, "--token", envvar="STC_SERVE_TOKEN",
-                              help="require 'authorization: Bearer <token>' metadata"),
+                              help="require 'authorization: Bearer <token>' on every call "
+                                   "(gRPC metadata, REST and /metrics headers); health checks "
+                                   "(grpc.health.v1, /v2/health/*) stay open for load "
+                                   "balancers"),
     max_batch: int = typer.Option(8, "--max-batch", help="dynamic batching: rows per batch"),
     max_delay_ms: float = typer.Option(2.0, "--max-delay-ms",
                                        help="dynamic batching: wait for more requests (ms)"),
@@ -40,7 +58,8 @@ def serve(
                                    help="Ed25519 public key: accept only bundles signed with it"),
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
-    tritonclient.grpc) plus stc's bundle-upload service, health checking and reflection."""
+    tritonclient.grpc) and, with --http-port, REST (tritonclient.http, curl), plus stc's
+    bundle-upload service, health checking and reflection."""
     import signal
     import threading
 
@@ -59,13 +78,24 @@ def serve(
             request_timeout_s=request_timeout_s, grace_s=grace_s,
             shutdown_delay_s=shutdown_delay_s,
             tls_cert=tls_cert, tls_key=tls_key, token=token,
-            metrics_port=metrics_port, numerics=numerics, public_key=public_key).validate()
+            metrics_port=metrics_port, numerics=numerics, public_key=public_key,
+            http_port=http_port, read_only=read_only).validate()
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
+    from stc.server.app import exposure_warnings
+
     configure_json_logging()
+    for warning in exposure_warnings(cfg):
+        typer.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
     server = InferenceServer(cfg, repository)
     bound = server.start()
     typer.echo(f"stc serve: listening on {host}:{bound} (backend {backend})", err=True)
+    if server.http_port is not None:
+        typer.echo(f"stc serve: REST on http{'s' if tls_cert else ''}://{host}:"
+                   f"{server.http_port}/v2", err=True)
+    if server.metrics_port is not None:
+        typer.echo(f"stc serve: metrics on http://{host}:{server.metrics_port}/metrics",
+                   err=True)
 
     def _shutdown(signum, frame):
         threading.Thread(target=server.stop, name="stc-shutdown", daemon=True).start()

@@ -60,7 +60,7 @@ def _slow_repo(tmp_path, delay_ms: float):
 
 
 def test_cancelled_request_is_dropped_and_next_is_served(start_server, tmp_path):
-    server = start_server(root=_slow_repo(tmp_path, 400), max_batch=1)
+    server = start_server(root=_slow_repo(tmp_path, 400), max_batch=1, max_request_rows=4)
     exe = server.repository.get("lif", "1").executable
     with Client(f"127.0.0.1:{server.port}") as c:
         stub = c.inference
@@ -108,7 +108,7 @@ def test_deadline_exceeded(start_server, tmp_path):
 
 
 def test_graceful_shutdown_drains_and_health_not_serving(start_server, tmp_path):
-    server = start_server(root=_slow_repo(tmp_path, 500), shutdown_delay_s=0.3)
+    server = start_server(root=_slow_repo(tmp_path, 500), shutdown_delay_s=2.0)
     exe = server.repository.get("lif", "1").executable
     x = net.make_input(2, seed=4)
     result: dict = {}
@@ -131,10 +131,10 @@ def test_graceful_shutdown_drains_and_health_not_serving(start_server, tmp_path)
         time.sleep(0.01)
     assert seen == health_pb2.HealthCheckResponse.NOT_SERVING
     with Client(f"127.0.0.1:{server.port}") as c:
-        assert c.ready() is False  # still reachable, no longer ready
-        with pytest.raises(grpc.RpcError) as e:
-            c.infer("lif", {"x": x})
-        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert c.ready() is False  # still reachable, no longer ready ...
+        late = c.infer("lif", {"x": x})  # ... but still serving during the shutdown delay
+    np.testing.assert_array_equal(late["spikes"],
+                                  net.TinyLIF(net.make_weight(0)).infer({"x": x})["spikes"])
     worker.join(5)
     stopper.join(10)
     want = net.TinyLIF(net.make_weight(0)).infer({"x": x})  # the in-flight call completed

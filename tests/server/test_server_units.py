@@ -3,7 +3,6 @@ each against an independent reference (numpy byte layout, counts, an HTTP scrape
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -103,15 +102,9 @@ def test_config_validation(field, value, match):
         Batcher(net.TinyLIF(net.make_weight(0)), "x", max_batch=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_prometheus_endpoint(start_server):
-    port = _free_port()
-    server = start_server(metrics_port=port)
+    server = start_server(metrics_port=0)
+    port = server.metrics_port
     from stc.client import Client
 
     with Client(f"127.0.0.1:{server.port}") as c:
@@ -120,6 +113,44 @@ def test_prometheus_endpoint(start_server):
             c.infer("nope", {"x": net.make_input(1)})
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'stc_requests_total{model="lif",status="OK",version="1"} 1.0' in text
-    assert 'stc_requests_total{model="nope",status="NOT_FOUND",version="latest"} 1.0' in text
+    assert 'stc_requests_total{model="_unknown",status="NOT_FOUND",version="_unknown"} 1.0' \
+        in text
     assert 'stc_batch_size_sum{model="lif:1"} 2.0' in text
     assert "stc_spikes_per_second" in text and "stc_request_latency_seconds_bucket" in text
+    # Triton-style families, for loaded models only: 1 request, 2 rows, 1 batch
+    assert 'nv_inference_request_success{model="lif",version="1"} 1.0' in text
+    assert 'nv_inference_count{model="lif",version="1"} 2.0' in text
+    assert 'nv_inference_exec_count{model="lif",version="1"} 1.0' in text
+    assert 'nv_inference_request_success{model="lif",version="2"} 0.0' in text
+    assert "nope" not in text
+    assert 'stc_queue_seconds_count{model="lif:1"} 1.0' in text
+    assert 'stc_compute_seconds_count{model="lif:1"} 1.0' in text
+
+
+def test_failed_merged_batch_reruns_each_request_alone():
+    class Picky(net.TinyLIF):
+        """Refuses any batch that contains a row of 99s (a bad input the codec let through)."""
+
+        def infer(self, inputs):
+            if (inputs["x"] == 99).all(axis=(1, 2)).any():
+                self.calls.append(-int(inputs["x"].shape[0]))
+                raise ValueError("row of 99s")
+            return super().infer(inputs)
+
+    exe = Picky(net.make_weight(0))
+    b = Batcher(exe, "lif:1", max_batch=8, max_delay_ms=500, queue_size=8)  # 4 requests merge
+    try:
+        goods = [net.make_input(1, seed=s) for s in range(3)]
+        bad = np.full((1, net.T, net.D_IN), 99, np.float32)
+        futures = [b.submit({"x": x}) for x in (*goods[:2], bad, goods[2])]
+        for x, f in zip((*goods[:2], goods[2]), (*futures[:2], futures[3])):
+            np.testing.assert_array_equal(f.result(timeout=10)["spikes"],
+                                          net.TinyLIF(net.make_weight(0)).infer({"x": x})
+                                          ["spikes"])
+        with pytest.raises(ServingError) as e:
+            futures[2].result(timeout=10)
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "row of 99s" in \
+            e.value.message
+        assert exe.calls[0] == -4 and sorted(exe.calls[1:]) == [-1, 1, 1, 1]  # merged, then alone
+    finally:
+        b.close()
