@@ -54,6 +54,8 @@ class ServerConfig:
         numerics: "float" | "fixed" | None (bundle default), passed to load_bundle.
         public_key: Ed25519 public key file; when set every bundle (on disk or uploaded)
             must carry a valid signature, else it is rejected.
+        sequence_idle_s, max_sequences: stateful streaming (stc.server.sequence): a
+            sequence's state is freed after this idle time (s); at most this many live.
     """
 
     host: str = "127.0.0.1"
@@ -74,6 +76,8 @@ class ServerConfig:
     metrics_port: int | None = None
     numerics: str | None = None
     public_key: str | None = None
+    sequence_idle_s: float = 60.0
+    max_sequences: int = 1024
 
     def validate(self) -> ServerConfig:
         """Raise ValueError naming the first bad field; return self."""
@@ -83,10 +87,10 @@ class ServerConfig:
         if not 0 <= int(self.port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         for name in ("max_batch", "queue_size", "max_workers", "max_request_bytes",
-                     "max_bundle_bytes"):
+                     "max_bundle_bytes", "max_sequences"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("request_timeout_s", "grace_s"):
+        for name in ("request_timeout_s", "grace_s", "sequence_idle_s"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0 s, got {getattr(self, name)}")
         if self.numerics not in (None, "float", "fixed"):
@@ -114,14 +118,18 @@ class InferenceServer:
         repository: a ModelRepository, or a folder (then one is built with ``loader``).
         loader: ``path -> Executable``; default stc.runtime.load_bundle with config.backend,
             config.numerics and config.public_key.
+        extra_services: callables ``add(grpc_server) -> service full name`` adding more
+            servicers on the same port (the edge agent's ``stc.edge.EdgeAgent``); they get
+            reflection and health like the built-in services.
 
     Raises:
         ValueError: invalid config.
     """
 
     def __init__(self, config: ServerConfig, repository: ModelRepository | str | Path,
-                 loader: Loader | None = None) -> None:
+                 loader: Loader | None = None, *, extra_services=()) -> None:
         self.config = config.validate()
+        self.extra_services = list(extra_services)
         if isinstance(repository, ModelRepository):
             self.repository = repository
             self.metrics = repository.metrics
@@ -165,9 +173,10 @@ class InferenceServer:
         stc_repository_pb2_grpc.add_BundleRepositoryServicer_to_server(
             RepositoryServicer(self.repository, max_bundle_bytes=cfg.max_bundle_bytes), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        extra = [add(server) for add in self.extra_services]
         reflection.enable_server_reflection(
-            (INFERENCE_SERVICE, REPOSITORY_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME),
-            server, pool=_reflection_pool())
+            (INFERENCE_SERVICE, REPOSITORY_SERVICE, HEALTH_SERVICE, *extra,
+             reflection.SERVICE_NAME), server, pool=_reflection_pool())
         address = f"{cfg.host}:{cfg.port}"
         if cfg.tls_cert:
             creds = grpc.ssl_server_credentials(
@@ -182,7 +191,7 @@ class InferenceServer:
         self._server, self.port = server, port
         if cfg.metrics_port is not None:
             self._http = self.metrics.serve_http(cfg.metrics_port)
-        for service in ("", INFERENCE_SERVICE, REPOSITORY_SERVICE):
+        for service in ("", INFERENCE_SERVICE, REPOSITORY_SERVICE, *extra):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.state.accepting.set()
         log.info("serving", extra={"event": "start", "address": f"{cfg.host}:{port}",
