@@ -26,7 +26,8 @@ that fails the previous record is tried and, if good, made active (persisted), t
 So after ``kill -9`` at any point exactly one complete, self-tested version is active.
 
 Fault injection for tests: ``STC_EDGE_CRASH_AT=<phase>[,<phase>]`` makes the agent SIGKILL
-itself at a phase of ``activate`` (``staged``, ``placed``, ``selftested``, ``switched``).
+itself at a phase of ``activate`` (``staged``, ``placed``, ``selftested``, ``switched``);
+``@FILE`` reads the phases from FILE at each point (so a running agent can be armed).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ PHASES = ("staged", "placed", "selftested", "switched")
 
 def _crash_point(phase: str) -> None:
     wanted = os.environ.get(CRASH_ENV, "")
+    if wanted.startswith("@"):  # phases listed in a file, read at each point
+        try:
+            wanted = Path(wanted[1:]).read_text().strip()
+        except OSError:
+            wanted = ""
     if phase in wanted.split(","):
         log.warning("fault injection: SIGKILL", extra={"event": "crash", "phase": phase})
         os.kill(os.getpid(), signal.SIGKILL)
