@@ -27,6 +27,7 @@ from stc.server.inference_service import InferenceServicer, ServerState
 from stc.server.metrics import ServerMetrics
 from stc.server.repository import BACKENDS, Loader, ModelRepository, runtime_loader
 from stc.server.repository_service import RepositoryServicer
+from stc.server.sequence import SequenceManager
 
 log = logging.getLogger("stc.server")
 
@@ -166,10 +167,13 @@ class InferenceServer:
                      ("grpc.max_send_message_length", -1),
                      ("grpc.so_reuseport", 0)],
         )
+        self.sequences = SequenceManager(max_sequences=cfg.max_sequences,
+                                         idle_s=cfg.sequence_idle_s)
         inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
             InferenceServicer(self.repository, self.state, self.metrics,
                               max_request_bytes=cfg.max_request_bytes,
-                              request_timeout_s=cfg.request_timeout_s), server)
+                              request_timeout_s=cfg.request_timeout_s,
+                              sequences=self.sequences), server)
         stc_repository_pb2_grpc.add_BundleRepositoryServicer_to_server(
             RepositoryServicer(self.repository, max_bundle_bytes=cfg.max_bundle_bytes), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -214,6 +218,7 @@ class InferenceServer:
             if self.config.shutdown_delay_s > 0:
                 time.sleep(self.config.shutdown_delay_s)
             self._server.stop(grace).wait()
+            self.sequences.close()
             self.repository.close()
             if self._http is not None:
                 self._http.shutdown()

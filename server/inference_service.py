@@ -19,6 +19,7 @@ import time
 import grpc
 from stc.proto import inference_pb2 as pb
 from stc.proto import inference_pb2_grpc as pb_grpc
+from stc.server import sequence
 from stc.server.codec import decode_inputs, encode_output, select_outputs
 from stc.server.errors import ServingError, invalid, unavailable
 from stc.server.metrics import ServerMetrics
@@ -57,15 +58,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         metrics: where request counts and latencies go.
         max_request_bytes: largest accepted total input tensor size (bytes).
         request_timeout_s: server-side cap on one request's time in the server (s).
+        sequences: live stateful sequences (stc.server.sequence); default a new manager.
     """
 
     def __init__(self, repository: ModelRepository, state: ServerState, metrics: ServerMetrics,
-                 *, max_request_bytes: int = 64 << 20, request_timeout_s: float = 30.0) -> None:
+                 *, max_request_bytes: int = 64 << 20, request_timeout_s: float = 30.0,
+                 sequences: sequence.SequenceManager | None = None) -> None:
         self.repository = repository
         self.state = state
         self.metrics = metrics
         self.max_request_bytes = int(max_request_bytes)
         self.request_timeout_s = float(request_timeout_s)
+        self.sequences = sequence.SequenceManager() if sequences is None else sequences
 
     def ServerLive(self, request, context):  # noqa: N802 - gRPC method name
         """OIP ServerLive: always live while the process serves RPCs."""
@@ -121,6 +125,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     def _infer(self, request, context) -> pb.ModelInferResponse:
         if not self.state.accepting.is_set():
             raise unavailable("server is not accepting requests (starting or shutting down)")
+        seq = sequence.params_of(request)  # stateful streaming: stc.server.sequence
+        if seq is not None:
+            return self.sequences.infer(self.repository, request, seq, self.max_request_bytes)
         timeout = self._timeout(request, context)
         for attempt in range(2):
             model = self.repository.get(request.model_name, request.model_version)
@@ -178,3 +185,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             log.info("infer", extra={"event": "infer", "model": request.model_name,
                                      "version": request.model_version, "id": request.id,
                                      "status": status, "latency_ms": round(seconds * 1e3, 3)})
+
+    def ModelStreamInfer(self, request_iterator, context):  # noqa: N802
+        """Triton's streaming RPC: one response per request, in order; errors go into
+        ``error_message`` and the stream continues (stc.server.sequence.stream_responses)."""
+        yield from sequence.stream_responses(self, request_iterator, context)
