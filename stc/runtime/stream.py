@@ -115,6 +115,18 @@ def _stepped_module(mod: torch.nn.Module) -> torch.nn.Module:
     return mod
 
 
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """F.linear, except that a single float row is computed as part of two rows: BLAS takes
+    a matrix-vector path for one row that rounds differently from the matrix-matrix path a
+    multi-step call uses, which would break bit-exactness of a one-step, batch-1 stream."""
+    rows = x.numel() // max(1, x.shape[-1])
+    if rows != 1 or not x.is_floating_point():
+        return F.linear(x, w, b)
+    flat = x.reshape(1, x.shape[-1])
+    y = F.linear(torch.cat([flat, torch.zeros_like(flat)]), w, b)[:1]
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
 def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
     if not temporal:
         return fn(x)
@@ -319,9 +331,9 @@ class Stepper:
                 return F.linear(x.to(torch.int64), w.to(torch.int64),
                                 None if b is None else b.to(torch.int64))
             if fixed:
-                return F.linear(x.to(torch.float32), w.to(torch.float32),
-                                None if b is None else b.to(torch.float32))
-            return F.linear(x, w.to(x), None if b is None else b.to(x))
+                return _linear(x.to(torch.float32), w.to(torch.float32),
+                               None if b is None else b.to(torch.float32))
+            return _linear(x, w.to(x), None if b is None else b.to(x))
         if op == "Conv2d":
             w, b = g.param(n, "weight"), g.param(n, "bias")
 

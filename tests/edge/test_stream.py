@@ -46,10 +46,11 @@ def _stream(stepper, x, steps=(1,) * T):
 
 
 @pytest.mark.parametrize("numerics", ["float", "fixed"])
-def test_single_steps_equal_one_call_mlp(numerics):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_single_steps_equal_one_call_mlp(numerics, batch):
     g, q = edge_nets.graphs(0)
     graph = g if numerics == "float" else q
-    x = torch.randint(0, 4, (3, edge_nets.D_IN)).float()
+    x = torch.randint(0, 4, (batch, edge_nets.D_IN)).float()
     one = execute(graph, {"input": x}, numerics=numerics, time_steps=T).outputs["output"]
     st = Stepper(graph, numerics=numerics)
     got, state = _stream(st, x)
@@ -65,9 +66,10 @@ def test_single_steps_equal_one_call_mlp(numerics):
 
 
 @pytest.mark.parametrize("numerics", ["float", "fixed"])
-def test_single_steps_equal_one_call_spikformer_tiny(spikformer, numerics):
+@pytest.mark.parametrize("batch", [1, 2])
+def test_single_steps_equal_one_call_spikformer_tiny(spikformer, numerics, batch):
     graph = spikformer[0] if numerics == "float" else spikformer[1]
-    x = pixels(2)
+    x = pixels(batch)
     one = execute(graph, {"input": x}, numerics=numerics, time_steps=T).outputs["output"]
     got, _ = _stream(Stepper(graph, numerics=numerics), x)
     assert torch.equal(got, one)
@@ -127,8 +129,8 @@ def _stream_call(client, model, requests, timeout=30.0):
 @pytest.mark.parametrize("model", ["mlp-float", "mlp-fixed", "spikf-float", "spikf-fixed"])
 def test_tritonclient_stream_equals_one_call(server, model):
     c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.port}")
-    x = (pixels(2).numpy() if model.startswith("spikf")
-         else np.random.default_rng(1).integers(0, 4, (2, edge_nets.D_IN)).astype(np.float32))
+    x = (pixels(1).numpy() if model.startswith("spikf")  # batch 1: BLAS's one-row path
+         else np.random.default_rng(1).integers(0, 4, (1, edge_nets.D_IN)).astype(np.float32))
     one = c.infer(model, [_inp(x)]).as_numpy("output")
     res = _stream_call(c, model, [(x, 7, t == 0, t == T - 1) for t in range(T)])
     assert all(e is None for _, e in res), res
