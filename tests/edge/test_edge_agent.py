@@ -143,3 +143,49 @@ def test_restart_with_a_corrupted_active_bundle_rolls_back(tmp_path, start, bund
     x = np.ones((1, edge_nets.D_IN), np.float32)
     with Client(f"127.0.0.1:{b.port}") as c:
         assert c.infer("mlp", {"input": x})["output"].shape == (1, 3)
+
+
+def _self_signed(tmp_path):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stc-edge-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+
+
+def test_tls_allowed_downgrade_and_upload_through_the_repository_service(tmp_path, start,
+                                                                         bundles):
+    cert, key = _self_signed(tmp_path)
+    a = start(tls_cert=cert, tls_key=key)
+    with EdgeClient(f"127.0.0.1:{a.port}", root_certificates=cert) as c:
+        assert c.deploy(bundles[2]).model.version == "2"
+        r = c.deploy(bundles[1], allow_downgrade=True)
+        assert (r.model.version, r.model.previous_version) == ("1", "2")
+    with EdgeClient(f"127.0.0.1:{a.port}", timeout=5) as plain:  # no TLS: refused
+        assert _code(plain.status)[0] == grpc.StatusCode.UNAVAILABLE
+    # `stc` client Upload on an agent = a verified, self-tested deployment
+    with Client(f"127.0.0.1:{a.port}", root_certificates=cert) as c:
+        with pytest.raises(grpc.RpcError) as e:
+            c.upload(bundles[2], "mlp", "7")
+        assert "manifest says mlp:2" in e.value.details()
+        assert c.upload(bundles[2], "mlp", "2")["loaded"]
+    assert a.store.model("mlp")["active"]["version"] == "2"
