@@ -137,7 +137,11 @@ def test_restart_with_a_corrupted_active_bundle_rolls_back(tmp_path, start, bund
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     path.write_bytes(bytes(blob))
+    (a.store.staging_dir / "half.stcb").write_bytes(blob[:100])  # a push cut off by kill -9
+    orphan = a.store.models_dir / "mlp" / "9-0123456789ab"
+    orphan.mkdir()
     b = start()
+    assert not orphan.exists() and list(b.store.staging_dir.iterdir()) == []
     m = b.store.model("mlp")
     assert m["active"]["version"] == "1" and "active 2 unusable" in m["last_error"]
     x = np.ones((1, edge_nets.D_IN), np.float32)
