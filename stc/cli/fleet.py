@@ -21,7 +21,7 @@ import typer
 app = typer.Typer(help="Fleets of edge nodes: deploy, status, rollback.", no_args_is_help=True,
                   add_completion=False)
 
-_NODES = typer.Option(..., "--nodes", help="nodes file (TOML, [nodes.<name>] tables)")
+_NODES = typer.Option(..., "--nodes", help="nodes file (TOML, a table per node)")
 _ONLY = typer.Option(None, "--node", help="only this node (repeatable)")
 _JSON = typer.Option(False, "--json", help="machine-readable output")
 
