@@ -177,3 +177,38 @@ def test_sequence_errors_limits_and_idle_timeout(server):
     assert len(server.sequences) == 0  # freed by the idle timeout (0.5 s)
     res = _stream_call(c, "mlp-float", [(x, 1, False, False)])
     assert "freed after 0.5 s without a request" in str(res[0][1])
+
+
+def test_temporal_input_and_timesteps_parameter(tmp_path):
+    """A temporal-input graph ([B, k, D] per request) and the ``timesteps`` parameter of a
+    static-input graph, both through the server, against one call."""
+    from stc.ir.frontends import from_torch
+
+    g_static, _ = edge_nets.graphs(0)
+    g_temporal = from_torch(edge_nets.mlp(0), (edge_nets.D_IN,), temporal_input=True,
+                            readout="spikes")
+    repo = tmp_path / "repo"
+    for name, g in (("static", g_static), ("temporal", g_temporal)):
+        (repo / name / "1").mkdir(parents=True)
+        write_bundle(repo / name / "1" / "model.stcb", g, name=name)
+    srv = InferenceServer(ServerConfig(host="127.0.0.1", port=0), repo)
+    srv.start()
+    try:
+        c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{srv.port}")
+        rng = np.random.default_rng(3)
+        x = rng.integers(0, 4, (1, edge_nets.D_IN)).astype(np.float32)
+        one = c.infer("static", [_inp(x)]).as_numpy("output")
+        for t in range(2):
+            r = c.infer("static", [_inp(x)], sequence_id=21, sequence_start=t == 0,
+                        sequence_end=t == 1, parameters={"timesteps": 2})
+        np.testing.assert_array_equal(r.as_numpy("output"), one)
+        xt = rng.integers(0, 4, (2, 6, edge_nets.D_IN)).astype(np.float32)  # [B, T=6, D]
+        one = c.infer("temporal", [_inp(xt)]).as_numpy("output")  # [B, T, 3] spikes
+        parts = [c.infer("temporal", [_inp(np.ascontiguousarray(xt[:, a:b]))],
+                         sequence_id=22, sequence_start=a == 0, sequence_end=b == 6)
+                 .as_numpy("output") for a, b in ((0, 1), (1, 4), (4, 6))]
+        assert [p.shape[1] for p in parts] == [1, 3, 2]
+        np.testing.assert_array_equal(np.concatenate(parts, axis=1), one)
+        assert one.sum() > 0
+    finally:
+        srv.stop(grace=1)
