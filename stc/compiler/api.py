@@ -174,7 +174,10 @@ class CompiledModel:
         if selftest:
             from stc.bundle.selftest import bundle_section
 
-            section = bundle_section(self.graph, self.fixed_graph)
+            try:
+                section = bundle_section(self.graph, self.fixed_graph)
+            except (ValueError, RuntimeError) as e:  # the bundle stays usable without one
+                meta["selftest"] = f"not recorded: {e}"
         return write_bundle(path, self.graph, name=name, version=version,
                             fixed_graph=self.fixed_graph, extra_members=members,
                             private_key=private_key, metadata=meta, selftest=section)
