@@ -89,6 +89,11 @@ class GRPCInferenceServiceStub:
                 request_serializer=stc_dot_proto_dot_inference__pb2.RepositoryModelUnloadRequest.SerializeToString,
                 response_deserializer=stc_dot_proto_dot_inference__pb2.RepositoryModelUnloadResponse.FromString,
                 _registered_method=True)
+        self.ModelStreamInfer = channel.stream_stream(
+                '/inference.GRPCInferenceService/ModelStreamInfer',
+                request_serializer=stc_dot_proto_dot_inference__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=stc_dot_proto_dot_inference__pb2.ModelStreamInferResponse.FromString,
+                _registered_method=True)
 
 
 class GRPCInferenceServiceServicer:
@@ -171,6 +176,16 @@ class GRPCInferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModelStreamInfer(self, request_iterator, context):
+        """Bidirectional stream of inference requests (Triton's streaming extension): one response
+        per request, in order; a failed request answers with error_message and the stream goes
+        on. Used with the sequence parameters (sequence_id, sequence_start, sequence_end) for
+        stateful models (stc.server.sequence).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -228,6 +243,11 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
                     servicer.RepositoryModelUnload,
                     request_deserializer=stc_dot_proto_dot_inference__pb2.RepositoryModelUnloadRequest.FromString,
                     response_serializer=stc_dot_proto_dot_inference__pb2.RepositoryModelUnloadResponse.SerializeToString,
+            ),
+            'ModelStreamInfer': grpc.stream_stream_rpc_method_handler(
+                    servicer.ModelStreamInfer,
+                    request_deserializer=stc_dot_proto_dot_inference__pb2.ModelInferRequest.FromString,
+                    response_serializer=stc_dot_proto_dot_inference__pb2.ModelStreamInferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -527,6 +547,33 @@ class GRPCInferenceService:
             '/inference.GRPCInferenceService/RepositoryModelUnload',
             stc_dot_proto_dot_inference__pb2.RepositoryModelUnloadRequest.SerializeToString,
             stc_dot_proto_dot_inference__pb2.RepositoryModelUnloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStreamInfer(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/inference.GRPCInferenceService/ModelStreamInfer',
+            stc_dot_proto_dot_inference__pb2.ModelInferRequest.SerializeToString,
+            stc_dot_proto_dot_inference__pb2.ModelStreamInferResponse.FromString,
             options,
             channel_credentials,
             insecure,

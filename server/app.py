@@ -41,6 +41,7 @@ from stc.server.inference_service import InferenceServicer
 from stc.server.metrics import ServerMetrics
 from stc.server.repository import BACKENDS, Loader, ModelRepository, runtime_loader
 from stc.server.repository_service import RepositoryServicer
+from stc.server.sequence import SequenceManager
 
 log = logging.getLogger("stc.server")
 
@@ -77,6 +78,8 @@ class ServerConfig:
         numerics: "float" | "fixed" | None (bundle default), passed to load_bundle.
         public_key: Ed25519 public key file; when set every bundle (on disk or uploaded)
             must carry a valid signature, else it is rejected.
+        sequence_idle_s, max_sequences: stateful streaming (stc.server.sequence): a
+            sequence's state is freed after this idle time (s); at most this many live.
     """
 
     host: str = "127.0.0.1"
@@ -104,6 +107,8 @@ class ServerConfig:
     upload_idle_s: float = 10.0
     upload_timeout_s: float = 600.0
     max_request_rows: int | None = None
+    sequence_idle_s: float = 60.0
+    max_sequences: int = 1024
 
     def validate(self) -> ServerConfig:
         """Raise ValueError naming the first bad field; return self."""
@@ -113,7 +118,7 @@ class ServerConfig:
         if not 0 <= int(self.port) <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         for name in ("max_batch", "queue_size", "max_workers", "max_request_bytes",
-                     "max_bundle_bytes", "max_pending", "max_uploads"):
+                     "max_bundle_bytes", "max_pending", "max_uploads", "max_sequences"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_uploads >= self.max_workers:
@@ -125,7 +130,8 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= int(value) <= 65535:
                 raise ValueError(f"{name} must be in 0..65535, got {value}")
-        for name in ("request_timeout_s", "grace_s", "upload_idle_s", "upload_timeout_s"):
+        for name in ("request_timeout_s", "grace_s", "upload_idle_s", "upload_timeout_s",
+                     "sequence_idle_s"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0 s, got {getattr(self, name)}")
         if self.numerics not in (None, "float", "fixed"):
@@ -179,14 +185,18 @@ class InferenceServer:
         repository: a ModelRepository, or a folder (then one is built with ``loader``).
         loader: ``path -> Executable``; default stc.runtime.load_bundle with config.backend,
             config.numerics and config.public_key.
+        extra_services: callables ``add(grpc_server) -> service full name`` adding more
+            servicers on the same port (the edge agent's ``stc.edge.EdgeAgent``); they get
+            reflection and health like the built-in services.
 
     Raises:
         ValueError: invalid config.
     """
 
     def __init__(self, config: ServerConfig, repository: ModelRepository | str | Path,
-                 loader: Loader | None = None) -> None:
+                 loader: Loader | None = None, *, extra_services=()) -> None:
         self.config = config.validate()
+        self.extra_services = list(extra_services)
         if isinstance(repository, ModelRepository):
             self.repository = repository
             self.metrics = repository.metrics
@@ -231,9 +241,12 @@ class InferenceServer:
                      ("grpc.max_send_message_length", -1),
                      ("grpc.so_reuseport", 0)],
         )
+        self.sequences = SequenceManager(max_sequences=cfg.max_sequences,
+                                         idle_s=cfg.sequence_idle_s)
         inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
             InferenceServicer(self.repository, self.state, self.metrics,
-                              read_only=cfg.read_only, core=self.core), server)
+                              read_only=cfg.read_only, core=self.core,
+                              sequences=self.sequences), server)
         services = [INFERENCE_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME]
         if not cfg.read_only:
             stc_repository_pb2_grpc.add_BundleRepositoryServicer_to_server(
@@ -243,7 +256,9 @@ class InferenceServer:
                                    upload_timeout_s=cfg.upload_timeout_s), server)
             services.append(REPOSITORY_SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(tuple(services), server, pool=_reflection_pool())
+        extra = [add(server) for add in self.extra_services]
+        reflection.enable_server_reflection(tuple(services + extra), server,
+                                            pool=_reflection_pool())
         address = f"{cfg.host}:{cfg.port}"
         if cfg.tls_cert:
             creds = grpc.ssl_server_credentials(
@@ -270,7 +285,8 @@ class InferenceServer:
                                     max_body_bytes=cfg.max_request_bytes + (1 << 20),
                                     max_concurrency=cfg.max_workers + cfg.max_pending)
             self.http_port = self._rest.start()
-        for service in ("", INFERENCE_SERVICE) + (() if cfg.read_only else (REPOSITORY_SERVICE,)):
+        for service in ("", INFERENCE_SERVICE, *extra) + (
+                () if cfg.read_only else (REPOSITORY_SERVICE,)):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.state.ready.set()
         self.state.accepting.set()
@@ -300,6 +316,7 @@ class InferenceServer:
             if self._rest is not None:
                 self._rest.stop(grace)
             self._server.stop(grace).wait()
+            self.sequences.close()
             self.repository.close()
             if self._http is not None:
                 self._http.shutdown()

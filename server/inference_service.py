@@ -19,8 +19,9 @@ import logging
 
 from stc.proto import inference_pb2 as pb
 from stc.proto import inference_pb2_grpc as pb_grpc
+from stc.server import sequence
 from stc.server.core import InferenceCore, ServerState
-from stc.server.errors import ServingError, permission_denied
+from stc.server.errors import ServingError, permission_denied, unavailable
 from stc.server.metrics import ServerMetrics
 from stc.server.repository import ModelRepository
 
@@ -45,11 +46,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         request_timeout_s: server-side cap on one request's time in the server (s).
         read_only: refuse RepositoryModelLoad / Unload with PERMISSION_DENIED.
         core: an InferenceCore to share (the REST app's); built from the above if None.
+        sequences: live stateful sequences (stc.server.sequence); default a new manager.
     """
 
     def __init__(self, repository: ModelRepository, state: ServerState, metrics: ServerMetrics,
                  *, max_request_bytes: int = 64 << 20, request_timeout_s: float = 30.0,
-                 read_only: bool = False, core: InferenceCore | None = None) -> None:
+                 read_only: bool = False, core: InferenceCore | None = None,
+                 sequences: sequence.SequenceManager | None = None) -> None:
         self.repository = repository
         self.state = state
         self.metrics = metrics
@@ -57,6 +60,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self.core = core or InferenceCore(repository, state, metrics,
                                           max_request_bytes=max_request_bytes,
                                           request_timeout_s=request_timeout_s)
+        self.sequences = sequence.SequenceManager() if sequences is None else sequences
 
     def ServerLive(self, request, context):  # noqa: N802 - gRPC method name
         """OIP ServerLive: always live while the process serves RPCs."""
@@ -80,6 +84,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return self._call(context, self.core.metadata, request.name, request.version)
 
     def _infer(self, request, context) -> pb.ModelInferResponse:
+        seq = sequence.params_of(request)  # stateful streaming: stc.server.sequence
+        if seq is not None:
+            if not self.state.accepting.is_set():
+                raise unavailable("server is not accepting requests (starting or shutting down)")
+            return self.sequences.infer(self.repository, request, seq,
+                                        self.core.max_request_bytes)
         return self.core.infer(request, remaining=context.time_remaining(),
                                on_cancel=context.add_callback)
 
@@ -126,3 +136,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return fn(*args)
         except ServingError as err:
             context.abort(err.code, err.message)
+
+    def ModelStreamInfer(self, request_iterator, context):  # noqa: N802
+        """Triton's streaming RPC: one response per request, in order; errors go into
+        ``error_message`` and the stream continues (stc.server.sequence.stream_responses)."""
+        yield from sequence.stream_responses(self, request_iterator, context)

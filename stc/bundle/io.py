@@ -118,7 +118,7 @@ def _prefixed(g: Graph) -> Graph:
 def write_bundle(path: str | Path, graph: Graph, *, name: str, version: str = "1",
                  fixed_graph: Graph | None = None, numerics: str | None = None,
                  extra_members: dict[str, bytes] | None = None, private_key: object = None,
-                 metadata: dict | None = None) -> Path:
+                 metadata: dict | None = None, selftest: dict | None = None) -> Path:
     """Write a ``.stcb`` bundle atomically and return its path.
 
     Args:
@@ -131,6 +131,7 @@ def write_bundle(path: str | Path, graph: Graph, *, name: str, version: str = "1
         extra_members: more members, names ``loihi/<relative path>`` -> bytes.
         private_key: Ed25519 private key (object, PEM bytes or path) to sign the manifest.
         metadata: JSON-serialisable extras stored in the manifest (e.g. a quantisation report).
+        selftest: optional ``selftest`` manifest section (stc.bundle.selftest.make_section).
 
     Raises:
         BundleError: bad member names, a graph that fails verification, bad key.
@@ -163,6 +164,8 @@ def write_bundle(path: str | Path, graph: Graph, *, name: str, version: str = "1
     weights = st_save(tensors, metadata={"format": "stc"})
     manifest = build_manifest(graph, name=name, version=version, fixed_graph=fixed_graph,
                               numerics=numerics, metadata=metadata)
+    if selftest is not None:
+        manifest["selftest"] = selftest
     members = {WEIGHTS: weights, **{k: bytes(v) for k, v in sorted(extras.items())}}
     manifest["members"] = {k: {"sha256": _sha(v), "size": len(v)} for k, v in members.items()}
     mbytes = canonical_bytes(manifest)

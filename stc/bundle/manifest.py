@@ -8,6 +8,7 @@ Schema (version 1), every key required unless marked optional:
     numerics: "float" | "fixed"          graph: IR dict (stc.ir.Graph.to_dict)
     fixed_graph: IR dict | null          members: {name: {"sha256": hex, "size": int}}
     metadata: object (optional; e.g. the quantisation report)
+    selftest: object (optional; reference inputs/outputs, stc.bundle.selftest)
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def parse_manifest(data: bytes) -> dict:
     missing = [k for k in REQUIRED if k not in m]
     if missing:
         raise BundleError(f"manifest.json lacks required keys: {', '.join(missing)}")
-    extra = set(m) - set(REQUIRED) - {"metadata"}
+    extra = set(m) - set(REQUIRED) - {"metadata", "selftest"}
     if extra:
         raise BundleError(f"manifest.json has unknown keys: {', '.join(sorted(extra))}")
     if m["schema_version"] != SCHEMA_VERSION:
@@ -117,6 +118,10 @@ def parse_manifest(data: bytes) -> dict:
                               "{sha256: 64 lowercase hex, size: int >= 0}")
     if "metadata" in m and not isinstance(m["metadata"], dict):
         raise BundleError("manifest metadata must be an object")
+    if "selftest" in m:  # reference inputs/outputs for a node's self-test (edge activation)
+        from .selftest import check_section
+
+        check_section(m["selftest"])
     if canonical_bytes(m) != data:
         raise BundleError("manifest.json is not in canonical form (sorted keys, compact); "
                           "it was edited after writing")

@@ -33,6 +33,8 @@ def version() -> None:
 # Subcommands: one line per module (keep sorted).
 app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
 app.command("bundle")(__import__("stc.cli.bundle", fromlist=["bundle"]).bundle)
+app.add_typer(__import__("stc.cli.edge", fromlist=["app"]).app, name="edge")
+app.add_typer(__import__("stc.cli.fleet", fromlist=["app"]).app, name="fleet")
 app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
 app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspect)
 app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)

@@ -147,13 +147,15 @@ class CompiledModel:
 
     def save(self, path: str | Path, *, name: str = "model", version: str = "1",
              private_key: object = None, extra_members: dict[str, bytes] | None = None,
-             loihi_members: bool = True) -> Path:
+             loihi_members: bool = True, selftest: bool = True) -> Path:
         """Write a ``.stcb`` bundle (stc.bundle.write_bundle) and return its path.
 
         With a fixed graph and ``loihi_members``, the Loihi 2 mapping of stc.lava
         (``map_graph(fixed_graph).members()``: netx network and mapping report under loihi/)
         is added; a graph the mapping refuses is bundled without them and the reason is
-        recorded in the manifest metadata ("loihi").
+        recorded in the manifest metadata ("loihi"). With ``selftest`` the manifest gets a
+        ``selftest`` section (stc.bundle.selftest.bundle_section: reference inputs and the cpu
+        outputs of the float and fixed graphs) that edge nodes check on activation.
         """
         from stc.bundle import write_bundle
         from stc.errors import MappingError
@@ -168,9 +170,17 @@ class CompiledModel:
                 meta["loihi"] = "mapped"
             except (ImportError, MappingError) as e:
                 meta["loihi"] = f"not mapped: {e}"
+        section = None
+        if selftest:
+            from stc.bundle.selftest import bundle_section
+
+            try:
+                section = bundle_section(self.graph, self.fixed_graph)
+            except (ValueError, RuntimeError) as e:  # the bundle stays usable without one
+                meta["selftest"] = f"not recorded: {e}"
         return write_bundle(path, self.graph, name=name, version=version,
                             fixed_graph=self.fixed_graph, extra_members=members,
-                            private_key=private_key, metadata=meta)
+                            private_key=private_key, metadata=meta, selftest=section)
 
 
 class SpikeCompiler:
