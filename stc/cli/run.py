@@ -18,8 +18,18 @@ def run(
     numerics: Annotated[str | None, typer.Option(help="float | fixed (default: bundle's)")]
     = None,
     key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    engine: Annotated[str, typer.Option(help="local | ray (Ray Data batch inference over a "
+                                               ".npy file or a folder of them)")] = "local",
+    actors: Annotated[int, typer.Option(help="with --engine ray: Ray actors")] = 2,
+    batch_size: Annotated[int, typer.Option(help="with --engine ray: rows per batch")] = 256,
 ) -> None:
     """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates."""
+    from stc.serve_ray.cli import check_engine, run_with_ray
+
+    if check_engine(engine) == "ray":
+        return run_with_ray(bundle=bundle, input=input, output=output, device=backend,
+                            numerics=numerics, public_key=key, actors=actors,
+                            batch_size=batch_size)
     with cli_errors(check_code=1):
         import numpy as np
 

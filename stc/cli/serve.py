@@ -56,12 +56,29 @@ def serve(
                                  help="float | fixed (default: each bundle's own)"),
     public_key: str = typer.Option(None, "--public-key",
                                    help="Ed25519 public key: accept only bundles signed with it"),
+    engine: str = typer.Option("local", "--engine",
+                               help="local | ray (Ray Serve replicas behind Ray's gRPC proxy)"),
+    replicas: int = typer.Option(1, "--replicas", help="with --engine ray: replica count"),
+    autoscale: str = typer.Option(None, "--autoscale",
+                                  help="with --engine ray: MIN:MAX replicas (autoscaling)"),
+    gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica",
+                                           help="with --engine ray: GPUs per replica"),
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
     tritonclient.grpc) and, with --http-port, REST (tritonclient.http, curl), plus stc's
     bundle-upload service, health checking and reflection."""
     import signal
     import threading
+
+    from stc.serve_ray.cli import check_engine, serve_with_ray
+
+    if check_engine(engine) == "ray":
+        return serve_with_ray(
+            repository=repository, port=port, replicas=replicas, autoscale=autoscale,
+            gpus_per_replica=gpus_per_replica, device=backend, numerics=numerics,
+            public_key=public_key, max_batch=max_batch, max_delay_ms=max_delay_ms,
+            queue_size=queue_size, max_request_bytes=int(max_request_mb * (1 << 20)),
+            request_timeout_s=request_timeout_s)
 
     from stc.server.app import InferenceServer, ServerConfig
     from stc.server.logs import configure_json_logging
