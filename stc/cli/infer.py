@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from . import options
+
 
 def _parse_inputs(specs: list[str]) -> dict[str, Path]:
     """``["x.npy"]`` -> {"": x.npy} (the model's only input); ``["a=a.npy", ...]`` -> by name."""
@@ -32,14 +34,16 @@ def infer(
     url: str = typer.Option("localhost:8001", "--url", help="server host:port"),
     model: str = typer.Option(..., "--model", help="model name"),
     version: str = typer.Option("", "--model-version", help="version (default: latest)"),
-    output: Annotated[list[str] | None, typer.Option(
-        "--output", help="output names (default: all)")] = None,
+    output_names: Annotated[list[str] | None, typer.Option(
+        "--output-name", help="output tensor to return (repeatable; default: all)")] = None,
     out_dir: str = typer.Option(None, "--out-dir", help="save each output as NAME.npy here"),
     token: str = typer.Option(None, "--token", envvar="STC_SERVE_TOKEN", help="Bearer token"),
     tls_ca: str = typer.Option(None, "--tls-ca", help="CA certificate (PEM) to enable TLS"),
     timeout: float = typer.Option(30.0, "--timeout", help="deadline (s)"),
+    output: Annotated[list[str] | None, options.deprecated("--output", "--output-name")] = None,
 ) -> None:
     """Send one ModelInfer request (OIP v2) to URL and print each output's shape and values."""
+    output = options.pick(output_names, output)
     import grpc
     import numpy as np
 

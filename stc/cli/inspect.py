@@ -8,14 +8,17 @@ from typing import Annotated
 
 import typer
 
+from . import options
 from .bundle import cli_errors
 
 
 def inspect(
     bundle: Annotated[Path, typer.Argument(help="the .stcb file")],
-    key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    public_key: options.PublicKey = None,
+    key: Annotated[Path | None, options.deprecated("--key", "--public-key")] = None,
 ) -> None:
     """Verify BUNDLE and print its manifest summary and per-layer table."""
+    key = options.pick(public_key, key)
     with cli_errors(check_code=1):
         from rich.console import Console
         from rich.table import Table
@@ -57,4 +60,4 @@ def inspect(
         mt.add_row(name, str(info["size"]), info["sha256"])
     console.print(mt)
     console.print("signature: " + ("verified" if b.verified else
-                                   "present (pass --key to check)" if b.signed else "none"))
+                                   "present (pass --public-key to check)" if b.signed else "none"))

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from . import options
 from .bundle import cli_errors
 
 
@@ -14,12 +15,16 @@ def run(
     bundle: Annotated[Path, typer.Argument(help="the .stcb file")],
     input: Annotated[Path, typer.Option("--input", "-i", help=".npy batch-first input")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help=".npy to write")] = None,
-    backend: Annotated[str, typer.Option(help="cpu | gpu | lava-sim | loihi")] = "cpu",
-    numerics: Annotated[str | None, typer.Option(help="float | fixed (default: bundle's)")]
+    device: Annotated[str | None, options.device(default_note="cpu")] = None,
+    numerics: Annotated[str | None, options.numerics("float | fixed (default: the bundle's)")]
     = None,
-    key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    public_key: options.PublicKey = None,
+    backend: Annotated[str | None, options.backend(legacy_device=True)] = None,
+    key: Annotated[Path | None, options.deprecated("--key", "--public-key")] = None,
 ) -> None:
     """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates."""
+    device, backend = options.split_backend(device, backend, default_device="cpu")
+    key = options.pick(public_key, key)
     with cli_errors(check_code=1):
         import numpy as np
 
@@ -28,7 +33,8 @@ def run(
         if not input.is_file():
             raise FileNotFoundError(f"input file not found: {input}")
         x = np.load(input, allow_pickle=False)
-        exe = load_bundle(bundle, backend=backend, numerics=numerics, public_key=key)
+        exe = load_bundle(bundle, device=device, numerics=numerics, public_key=key,
+                          kernel_backend=backend)
     with cli_errors(check_code=2):
         try:
             out = exe.infer({exe.inputs[0].name: x})

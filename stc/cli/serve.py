@@ -2,21 +2,24 @@
 
 Repository layout: ``<DIR>/<model>/<version>/model.stcb`` (see stc.server.repository). Logs are
 JSON lines on stderr. SIGINT/SIGTERM shut down gracefully (health NOT_SERVING, drain). Exit code
-2 on bad usage (unknown backend, missing TLS file, ...).
+2 on bad usage (unknown device, missing TLS file, ...).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from . import options
 
 
 def serve(
     repository: str = typer.Option(..., "--repository", help="bundle repository folder"),
     port: int = typer.Option(8001, "--port", help="gRPC port (0 = any free port)"),
     host: str = typer.Option("0.0.0.0", "--host", help="bind address"),  # noqa: S104
-    backend: str = typer.Option("cpu", "--backend", help="gpu | cpu | lava-sim | loihi"),
+    device: Annotated[str | None, options.device(default_note="cpu")] = None,
     metrics_port: int = typer.Option(None, "--metrics-port",
                                      help="Prometheus /metrics HTTP port (off if not given)"),
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (enables TLS)"),
@@ -34,10 +37,11 @@ def serve(
     grace_s: float = typer.Option(10.0, "--grace-s", help="drain time on shutdown (s)"),
     shutdown_delay_s: float = typer.Option(0.0, "--shutdown-delay-s",
                                            help="NOT_SERVING period before refusing RPCs (s)"),
-    numerics: str = typer.Option(None, "--numerics",
-                                 help="float | fixed (default: each bundle's own)"),
+    numerics: Annotated[str | None, options.numerics(
+        "float | fixed (default: each bundle's own)")] = None,
     public_key: str = typer.Option(None, "--public-key",
                                    help="Ed25519 public key: accept only bundles signed with it"),
+    backend: Annotated[str | None, options.deprecated("--backend", "--device")] = None,
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
     tritonclient.grpc) plus stc's bundle-upload service, health checking and reflection."""
@@ -47,13 +51,14 @@ def serve(
     from stc.server.app import InferenceServer, ServerConfig
     from stc.server.logs import configure_json_logging
 
+    device = options.DEVICE_ALIASES.get(backend, backend) or device or "cpu"
     for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
                        ("--public-key", public_key)):
         if path is not None and not Path(path).is_file():
             raise typer.BadParameter(f"{flag} {path} is not a file")
     try:
         cfg = ServerConfig(
-            host=host, port=port, backend=backend, max_batch=max_batch,
+            host=host, port=port, backend=device, max_batch=max_batch,
             max_delay_ms=max_delay_ms, queue_size=queue_size,
             max_request_bytes=int(max_request_mb * (1 << 20)),
             request_timeout_s=request_timeout_s, grace_s=grace_s,
@@ -65,7 +70,7 @@ def serve(
     configure_json_logging()
     server = InferenceServer(cfg, repository)
     bound = server.start()
-    typer.echo(f"stc serve: listening on {host}:{bound} (backend {backend})", err=True)
+    typer.echo(f"stc serve: listening on {host}:{bound} (device {device})", err=True)
 
     def _shutdown(signum, frame):
         threading.Thread(target=server.stop, name="stc-shutdown", daemon=True).start()

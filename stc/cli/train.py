@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from . import options
+
 # Tuned recipes for the digits presets (CPU, 2 cores: see benchmarks/results/train_digits_cpu.md).
 RECIPES: dict[str, dict] = {
     "spikformer_tiny": dict(epochs=8, batch_size=64, lr=4e-3),
@@ -15,16 +17,9 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise typer.BadParameter(f"--device must be auto, cpu or cuda; got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter("--device cuda was given but no CUDA device is available")
-    return name
+def _device(name: str | None) -> str:
+    """The torch device ("cpu" | "cuda") of a --device value (None/"auto": the machine's)."""
+    return options.torch_device(options.machine_device() if name in (None, "auto") else name)
 
 
 def train(
@@ -33,11 +28,13 @@ def train(
         "--epochs", help="epochs (default: the preset's recipe)")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="checkpoint directory (default runs/<model>)")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    device: Annotated[str | None, options.device(
+        ("cpu", "gpu"), default_note="gpu if CUDA is available, else cpu", accept_auto=True)]
+    = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of init, shuffling, split")] = 0,
     lr: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="batch size")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="auto | triton | torch")] = "auto",
+    backend: Annotated[str, options.backend()] = "auto",
     threads: Annotated[int, typer.Option(
         "--threads", help="torch CPU threads (0: torch's default; 1 on a busy machine)")] = 0,
 ) -> None:
