@@ -78,3 +78,13 @@ def test_lava_target_energy_is_the_loihi_estimate():
     e = compiled.energy_per_inference
     assert e == e.report.loihi1_nj and "Davies" in e.source
     assert compiled.utilization["estimate_of_float_graph"] is False
+
+
+def test_top_level_names():
+    import stc
+    from stc.compiler import SpikeCompiler as SC
+    from stc.models import create_model
+
+    assert stc.SpikeCompiler is SC and stc.create_model is create_model
+    with pytest.raises(AttributeError, match="no attribute"):
+        stc.nope  # noqa: B018
