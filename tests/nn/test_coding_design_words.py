@@ -72,3 +72,18 @@ def test_adapt_reaches_the_target_sparsity(kind):
         enc.encode(-x)
     with pytest.raises(ValueError, match="target_sparsity"):
         AdaptiveEncoder(target_sparsity=1.0)
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0])
+def test_lif_tau_must_exceed_one_like_spikingjelly(tau):
+    from spikingjelly.activation_based import neuron
+
+    from stc.nn import LIF
+
+    with pytest.raises(AssertionError):  # the peer library refuses it as well
+        neuron.LIFNode(tau=tau)
+    with pytest.raises(ValueError, match="tau must be > 1"):
+        LIF(tau=tau)
+    with pytest.raises(ValueError, match="tau must be > 1"):
+        ALIF(tau=tau)
+    LIF(tau=1.01)
