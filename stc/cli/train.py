@@ -136,3 +136,13 @@ def train(
                                            "best_val_accuracy": result.best_val_accuracy,
                                            "history": result.history})
     console.print(f"saved {target}")
+    from stc.bench.plots import firing_rates_figure, training_curves
+
+    title = (f"{model} on sklearn digits: {result.epochs_run} epochs, seed {seed}, "
+             f"device {dev}")
+    curves = training_curves(result.history, target / "training_curves.png", title=title,
+                             test_accuracy=result.test_accuracy)
+    rates = firing_rates_figure(result.firing_rates, target / "firing_rates.png",
+                                title=f"{model}: output firing rate per layer (held-out "
+                                      "digits)")
+    console.print(f"plots: {curves}, {rates}")
