@@ -160,9 +160,13 @@ def latency_histogram(result: dict, path: str | Path, batch: int | None = None) 
     for ax, (name, m) in zip(axes[0], models):
         rows = {r["batch"]: r for r in m["rows"]}
         r = rows[batch if batch in rows else min(rows)]
+        import numpy as np
+
+        both = list(r["stc"]["samples_ms"]) + list(r["baseline"]["samples_ms"])
+        edges = np.histogram_bin_edges(both, bins=min(20, max(6, len(both) // 2)))
         for key, color, lab in (("stc", "C0", "stc"), ("baseline", "C3", "SpikingJelly")):
             s = r[key]["samples_ms"]
-            ax.hist(s, bins=min(20, max(5, len(s))), alpha=0.6, color=color,
+            ax.hist(s, bins=edges, alpha=0.55, color=color,
                     label=f"{lab}: median {r[key]['median_ms']:.1f} ms")
             ax.axvline(r[key]["median_ms"], color=color, lw=1)
         ax.set_title(f"{name}, batch {r['batch']}", fontsize=8)
