@@ -103,8 +103,17 @@ def bench(
     if loihi_timestep_us <= 0:
         raise typer.BadParameter(f"--loihi-timestep-us must be > 0, got {loihi_timestep_us}")
     cfg.loihi_timestep_s = loihi_timestep_us * 1e-6
+    points = len(cfg.models) * len(cfg.batch_sizes)
+    done = [0]
+
+    def log(line: str) -> None:  # one line per (model, batch) point, numbered
+        done[0] += 1
+        typer.echo(f"[{done[0]}/{points}] {line}")
+
+    typer.echo(f"stc bench: {points} points ({len(cfg.models)} models x "
+               f"{len(cfg.batch_sizes)} batch sizes), {cfg.repeats} timed calls each", err=True)
     try:
-        result = run_suite(cfg, log=typer.echo)
+        result = run_suite(cfg, log=log)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     stem = stem or f"e2e_{result['environment']['device_type']}"
