@@ -37,7 +37,13 @@ def run(
                           kernel_backend=backend)
     with cli_errors(check_code=2):
         try:
-            out = exe.infer({exe.inputs[0].name: x})
+            if device in ("lava-sim", "loihi"):  # seconds per sample: show that it works
+                from rich.console import Console
+
+                with Console(stderr=True).status(f"running {len(x)} sample(s) on {device}"):
+                    out = exe.infer({exe.inputs[0].name: x})
+            else:
+                out = exe.infer({exe.inputs[0].name: x})
             stats = getattr(exe, "last_result", None)
         finally:
             exe.close()
