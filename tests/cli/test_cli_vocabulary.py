@@ -222,3 +222,16 @@ def test_bench_defaults_to_a_run_folder(tmp_path, monkeypatch):
     a.mkdir(parents=True)
     b = default_run_folder()
     assert a.parent == b.parent == Path("runs/bench") and a != b
+
+
+def test_stc_demo_forwards_to_stc_demo_main(monkeypatch):
+    import stc.demo
+
+    seen = []
+    monkeypatch.setattr(stc.demo, "main", lambda argv: seen.append(argv) or 0)
+    r = CliRunner().invoke(app, ["demo", "--fresh", "--lava-samples", "4", "--extra", "x"])
+    assert r.exit_code == 0, r.output
+    assert seen == [["--workdir", "runs/demo", "--lava-samples", "4", "--seed", "0", "--fresh",
+                     "--extra", "x"]]
+    monkeypatch.setattr(stc.demo, "main", lambda argv: 3)
+    assert CliRunner().invoke(app, ["demo"]).exit_code == 3
