@@ -43,6 +43,7 @@ def test_timesteps_spellings():
         SpikeCompiler("tpu")
 
 
+@pytest.mark.filterwarnings("ignore:.*nn.Flatten")
 def test_lava_sim_refuses_an_unmappable_graph_at_compile_time():
     torch.manual_seed(0)
     seq = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), LIF(backend="torch"), nn.Flatten(2),

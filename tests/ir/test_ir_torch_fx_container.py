@@ -100,3 +100,10 @@ def test_seq_to_ann_container_merges_time_and_batch():
     torch.testing.assert_close(c(x), torch.stack([conv(z) for z in x]))
     with pytest.raises(ValueError, match="rank"):
         c(torch.rand(5))
+
+
+def test_flatten_written_for_time_first_tensors_warns():
+    seq = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), LIF(backend="torch"), nn.Flatten(2),
+                        nn.Linear(16, 3), LIF(backend="torch")).eval()
+    with pytest.warns(UserWarning, match="MultiStepSequential"):
+        SpikeCompiler("cpu").compile(seq, (1, 4, 4))

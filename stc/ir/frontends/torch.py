@@ -138,7 +138,17 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], time_steps: int =
         prev = g.add(ir.Repeat(name="encoder", inputs=["input"], shape=shape,
                                time_steps=int(time_steps)))
     bad: list[str] = []
+    multistep = type(model).__name__ == "MultiStepSequential"
     for name, m in _leaves(model):
+        if isinstance(m, nn.Flatten) and m.start_dim >= 2 and not multistep:
+            import warnings
+
+            warnings.warn(
+                f"{name}: nn.Flatten(start_dim={m.start_dim}) is read with batch-first dims "
+                "([B, ...], the dims of one timestep), so it keeps per-sample axes; if it was "
+                "written for [T, B, ...] tensors, use stc.nn.MultiStepSequential with "
+                "nn.Flatten() instead (eager and compiled outputs then agree)",
+                UserWarning, stacklevel=2)
         node, tensors = _map(f"{type(m).__name__.lower()}_{name.replace('.', '_')}", m)
         if node is False:
             continue
