@@ -86,7 +86,7 @@ def runtime_loader(backend: str = "cpu", numerics: str | None = None,
     def load(path: Path) -> Executable:
         from stc.runtime import load_bundle
 
-        return load_bundle(path, backend=backend, numerics=numerics, public_key=public_key)
+        return load_bundle(path, device=backend, numerics=numerics, public_key=public_key)
 
     return load
 

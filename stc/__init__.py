@@ -10,4 +10,15 @@ Subpackages are imported on demand, so ``import stc`` stays cheap.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "SpikeCompiler", "create_model"]
+
+_LAZY = {"SpikeCompiler": "stc.compiler", "create_model": "stc.models"}
+
+
+def __getattr__(name: str):
+    """``stc.SpikeCompiler`` and ``stc.create_model`` (imported on first use)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stc' has no attribute {name!r}")

@@ -2,8 +2,11 @@
 
 Files (in ``out_dir``, prefixed by ``stem``): ``<stem>.json`` (everything), ``<stem>.md``
 (tables with device, versions and the command), ``<stem>_throughput.png`` (samples/s vs batch
-size, stc solid, baseline dashed) and ``<stem>_energy.png`` (energy per inference in mJ, log
-scale: GPU measured, Loihi 1 estimate, Loihi 2 bound, paper formula; every bar labelled).
+size with min..max error bars, stc solid, baseline dashed, and a speedup panel),
+``<stem>_energy.png`` (energy per inference in mJ, log scale: paper formula, Loihi 1
+estimate, Loihi 2 bound as one range, GPU only where measured; every bar labelled) and
+``<stem>_latency.png`` (latency histograms, when the timings kept their samples); see
+stc.bench.plots.
 """
 
 from __future__ import annotations
@@ -115,72 +118,23 @@ def markdown(result: dict, command: str) -> str:
 
 
 def plot_throughput(result: dict, path: Path) -> None:
-    """samples/s vs batch size (log-log), stc solid, baseline dashed."""
-    import matplotlib
+    """samples/s vs batch size with min..max error bars, and a speedup panel."""
+    from .plots import throughput_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    for i, (name, m) in enumerate(result["models"].items()):
-        color = f"C{i}"
-        b = [r["batch"] for r in m["rows"]]
-        ax.plot(b, [r["stc"]["throughput_per_s"] for r in m["rows"]], "o-", color=color,
-                label=f"{name} (stc)")
-        ax.plot(b, [r["baseline"]["throughput_per_s"] for r in m["rows"]], "s--", color=color,
-                alpha=0.7, label=f"{name} (SpikingJelly baseline)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("throughput (samples/s)")
-    cfg = result["config"]
-    ax.set_title(f"Inference throughput, {cfg['img_size']}x{cfg['img_size']}, T={cfg['T']}\n"
-                 f"{result['environment']['device']}", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    throughput_figure(result, path)
 
 
 def plot_energy(result: dict, path: Path) -> None:
-    """Grouped bars of energy per inference (mJ, log scale); missing kinds are marked n/a."""
-    import matplotlib
+    """Energy per inference per model, Loihi 2 as one range bar, GPU only where measured."""
+    from .plots import energy_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = [("gpu_stc_total_mj", "GPU measured (stc, total)"),
-             ("loihi1_mj", "Loihi 1 estimate (Davies 2018)"),
-             ("loihi2_high_mj", "Loihi 2 bound, high (Hala Point)"),
-             ("loihi2_low_mj", "Loihi 2 bound, low (Hala Point)"),
-             ("formula_mj", "paper formula estimate")]
-    rows = energy_rows(result)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    width = 0.8 / len(kinds)
-    positives = [r[k] for r in rows for k, _ in kinds if r[k]]
-    floor = min(positives) / 10 if positives else 1e-6
-    for j, (key, label) in enumerate(kinds):
-        xs = [i + (j - (len(kinds) - 1) / 2) * width for i in range(len(rows))]
-        vals = [r[key] if r[key] else 0.0 for r in rows]
-        ax.bar(xs, vals, width, label=label, color=f"C{j}")
-        for x, v in zip(xs, vals):
-            ax.text(x, max(v, floor) * 1.1, "n/a" if v == 0 else f"{v:.2g}", ha="center",
-                    va="bottom", fontsize=6, rotation=90)
-    ax.set_yscale("log")
-    ax.set_ylim(bottom=floor)
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([r["model"] for r in rows], fontsize=8)
-    ax.set_ylabel("energy per inference (mJ)")
     cfg = result["config"]
-    ax.set_title(f"Energy per inference, {cfg['img_size']}x{cfg['img_size']}, T={cfg['T']} "
-                 f"(GPU: measured; Loihi, formula: estimates)\n"
-                 f"{result['environment']['device']}", fontsize=9)
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    gpu = any(r["gpu_stc_total_mj"] for r in energy_rows(result))
+    energy_figure(energy_rows(result), path,
+                  title=f"Energy per inference, {cfg['img_size']}x{cfg['img_size']}, "
+                        f"T={cfg['T']}: estimates" + (" and GPU measurements" if gpu else ""),
+                  note="" if gpu else "GPU energy not measured here (no GPU); "
+                       "device: " + result["environment"]["device"])
 
 
 def write_report(result: dict, out_dir: str | Path, *, command: str,
@@ -203,4 +157,35 @@ def write_report(result: dict, out_dir: str | Path, *, command: str,
     paths["md"].write_text(md)
     plot_throughput(result, paths["throughput_png"])
     plot_energy(result, paths["energy_png"])
+    from .plots import latency_histogram
+
+    lat = latency_histogram(result, out / f"{stem}_latency.png")
+    if lat is not None:
+        paths["latency_png"] = lat
+        with paths["md"].open("a") as f:
+            f.write(f"\n![latency]({lat.name})\n")
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stc.bench.report RESULT.json``: redraw the PNGs of a recorded result."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m stc.bench.report RESULT.json", file=sys.stderr)
+        return 2
+    src = Path(args[0])
+    result = json.loads(src.read_text())
+    stem = src.stem
+    plot_throughput(result, src.with_name(f"{stem}_throughput.png"))
+    plot_energy(result, src.with_name(f"{stem}_energy.png"))
+    from .plots import latency_histogram
+
+    latency_histogram(result, src.with_name(f"{stem}_latency.png"))
+    print(f"redrew the plots of {src}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ class Timing:
     Attributes:
         median_s, p90_s, min_s: latency statistics (s per batch).
         batch_size: samples per call; throughput = batch_size / median_s (samples/s).
+        samples_s: every timed latency, sorted (s); max_s is the last.
     """
 
     median_s: float
@@ -22,6 +23,12 @@ class Timing:
     min_s: float
     repeats: int
     batch_size: int
+    samples_s: tuple[float, ...] = ()
+
+    @property
+    def max_s(self) -> float:
+        """Slowest timed call (s); the p90 when no samples were kept."""
+        return self.samples_s[-1] if self.samples_s else self.p90_s
 
     @property
     def throughput(self) -> float:
@@ -31,8 +38,9 @@ class Timing:
     def to_dict(self) -> dict:
         """JSON view with units in the key names."""
         return {"median_ms": self.median_s * 1e3, "p90_ms": self.p90_s * 1e3,
-                "min_ms": self.min_s * 1e3, "repeats": self.repeats,
-                "batch_size": self.batch_size, "throughput_per_s": self.throughput}
+                "min_ms": self.min_s * 1e3, "max_ms": self.max_s * 1e3, "repeats": self.repeats,
+                "batch_size": self.batch_size, "throughput_per_s": self.throughput,
+                "samples_ms": [t * 1e3 for t in self.samples_s]}
 
 
 def _check_counts(batch_size: int, warmup: int, repeats: int) -> None:
@@ -62,7 +70,7 @@ def time_calls(fn: Callable[[], object], *, batch_size: int, warmup: int = 2, re
         times.append(clock() - t0)
     times.sort()
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-    return Timing(statistics.median(times), p90, times[0], repeats, batch_size)
+    return Timing(statistics.median(times), p90, times[0], repeats, batch_size, tuple(times))
 
 
 def time_paired(fn_a: Callable[[], object], fn_b: Callable[[], object], *, batch_size: int,
@@ -91,5 +99,5 @@ def time_paired(fn_a: Callable[[], object], fn_b: Callable[[], object], *, batch
     for key in ("a", "b"):
         ts = sorted(times[key])
         p90 = ts[min(len(ts) - 1, int(round(0.9 * (len(ts) - 1))))]
-        out.append(Timing(statistics.median(ts), p90, ts[0], repeats, batch_size))
+        out.append(Timing(statistics.median(ts), p90, ts[0], repeats, batch_size, tuple(ts)))
     return out[0], out[1]

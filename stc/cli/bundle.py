@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from . import options
+
 
 @contextlib.contextmanager
 def cli_errors(check_code: int = 1):
@@ -82,16 +84,19 @@ def bundle(
     output: Annotated[Path, typer.Option("--output", "-o", help="bundle file to write")],
     name: Annotated[str | None, typer.Option(help="model name (default: from MODEL)")] = None,
     version: Annotated[str, typer.Option(help="model version")] = "1",
-    time_steps: Annotated[int, typer.Option("--time-steps", "-T", min=1,
-                                            help="T of the direct encoder")] = 4,
+    timesteps: Annotated[int, typer.Option("--timesteps", "-T", min=1,
+                                           help="timesteps T of the direct encoder")] = 4,
     input_shape: Annotated[str | None, typer.Option(help="per-sample shape, e.g. 1,28,28")] = None,
     dt: Annotated[float | None, typer.Option(help="NIR time step (seconds)")] = None,
     fixed: Annotated[bool, typer.Option("--fixed/--float",
                                         help="also quantise to Loihi fixed point")] = False,
     opt_level: Annotated[int, typer.Option(min=0, max=3, help="optimisation level")] = 2,
-    key: Annotated[Path | None, typer.Option(help="Ed25519 private key (PEM) to sign")] = None,
+    signing_key: options.SigningKey = None,
+    time_steps: Annotated[int | None, options.deprecated("--time-steps", "--timesteps")] = None,
+    key: Annotated[Path | None, options.deprecated("--key", "--signing-key")] = None,
 ) -> None:
-    """Compile MODEL and write a signed (with --key) .stcb bundle."""
+    """Compile MODEL and write a .stcb bundle (signed with --signing-key)."""
+    timesteps, key = options.pick(timesteps, time_steps), options.pick(signing_key, key)
     with cli_errors(check_code=2):
         from rich.console import Console
 
@@ -102,7 +107,7 @@ def bundle(
             src, shape, default_name = load_model_source(model, input_shape, dt)
         level = max(opt_level, 3) if fixed else opt_level
         with console.status("compiling (frontend, passes)"):
-            compiled = SpikeCompiler("cpu", level, time_steps).compile(src, shape, dt=dt)
+            compiled = SpikeCompiler("cpu", level, timesteps).compile(src, shape, dt=dt)
         with console.status("writing bundle"):
             path = compiled.save(output, name=name or default_name, version=version,
                                  private_key=key)

@@ -7,8 +7,11 @@ Exit codes: 0 success, 2 bad usage or bad input (missing key/TLS file, unusable 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from . import options
 
 app = typer.Typer(help="Edge nodes: the node agent and the hardware probe.",
                   no_args_is_help=True, add_completion=False)
@@ -25,8 +28,7 @@ def agent(
                               help="require 'authorization: Bearer <token>' on every RPC"),
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate (enables TLS)"),
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key"),
-    device: str = typer.Option(None, "--device",
-                               help="cpu | gpu | lava-sim | loihi (default: loihi > gpu > cpu)"),
+    device: Annotated[str | None, options.device(default_note="loihi > gpu > cpu")] = None,
     sequence_idle_s: float = typer.Option(60.0, "--sequence-idle-s",
                                           help="free a stream's state after this idle time"),
     max_sequences: int = typer.Option(1024, "--max-sequences",

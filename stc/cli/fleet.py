@@ -15,8 +15,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from . import options
 
 app = typer.Typer(help="Fleets of edge nodes: deploy, status, rollback.", no_args_is_help=True,
                   add_completion=False)
@@ -68,8 +71,7 @@ def deploy(
     max_failures: int = typer.Option(0, "--max-failures", min=0,
                                      help="failed nodes tolerated before the roll-out stops"),
     parallel: int = typer.Option(8, "--parallel", min=1, help="nodes deployed at once"),
-    device: str = typer.Option("", "--device",
-                               help="cpu | gpu | lava-sim | loihi (default: each node picks)"),
+    device: Annotated[str | None, options.device(default_note="each node picks")] = None,
     allow_downgrade: bool = typer.Option(False, "--allow-downgrade",
                                          help="accept a version not newer than the active one"),
     only: list[str] = _ONLY,
@@ -83,14 +85,10 @@ def deploy(
     if not Path(bundle).is_file():
         typer.echo(f"error: bundle not found: {bundle}", err=True)
         raise typer.Exit(2)
-    if device not in ("", "cpu", "gpu", "cuda", "lava-sim", "loihi"):
-        typer.echo(f"error: --device must be cpu, gpu, lava-sim or loihi; got {device!r}",
-                   err=True)
-        raise typer.Exit(2)
     chosen = _nodes(nodes, only)
     t0 = time.perf_counter()
     results = run(bundle, chosen, canary=canary, max_failures=max_failures, parallel=parallel,
-                  device=device, allow_downgrade=allow_downgrade)
+                  device=device or "", allow_downgrade=allow_downgrade)
     secs = time.perf_counter() - t0
     ok = sum(r.ok for r in results)
     _render(f"deploy {Path(bundle).name}: {ok}/{len(results)} node(s) ok in {secs:.1f} s",

@@ -8,14 +8,18 @@ from typing import Annotated
 
 import typer
 
+from . import options
 from .bundle import cli_errors
 
 
 def inspect(
     bundle: Annotated[Path, typer.Argument(help="the .stcb file")],
-    key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    public_key: options.PublicKey = None,
+    json_out: options.Json = False,
+    key: Annotated[Path | None, options.deprecated("--key", "--public-key")] = None,
 ) -> None:
-    """Verify BUNDLE and print its manifest summary and per-layer table."""
+    """Verify BUNDLE and print its manifest summary, per-layer table and Loihi mapping."""
+    key = options.pick(public_key, key)
     with cli_errors(check_code=1):
         from rich.console import Console
         from rich.table import Table
@@ -24,6 +28,11 @@ def inspect(
 
         b = read_bundle(bundle, public_key=key)
     m = b.manifest
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(bundle_summary(b), indent=1, default=str))
+        return
     console = Console()
     console.print(f"[bold]{b.name}[/] v{b.version}  stc {m['stc_version']}  created "
                   f"{m['created']}  T={m['time_steps']}  encoder={m['encoder']}  "
@@ -33,9 +42,14 @@ def inspect(
             console.print(f"{kind[:-1]} {s['name']}: {s['datatype']} {s['shape']}")
     g = b.fixed_graph or b.graph
     table = Table(title=f"layers ({'fixed' if b.fixed_graph else 'float'} graph)")
-    for col in ("node", "op", "shape", "neurons", "synapses", "params"):
-        table.add_column(col, no_wrap=True)
-    table.add_column("attributes", overflow="fold")
+    table.add_column("node", overflow="fold")
+    for col in ("op", "shape", "neurons", "synapses", "params"):  # never cut a header
+        table.add_column(col, no_wrap=True, min_width=len(col))
+    wide = console.width >= 110  # narrower terminals: attributes only in --json
+    if wide:
+        table.add_column("attributes", overflow="fold", min_width=12)
+    else:
+        table.caption = "node attributes: stc inspect --json (or a wider terminal)"
     tot_n = tot_s = 0
     for n in g.nodes:
         neurons = math.prod(n.shape) if n.SPIKING else 0
@@ -45,7 +59,7 @@ def inspect(
         tot_n, tot_s = tot_n + neurons, tot_s + synapses
         attrs = ", ".join(f"{k}={v}" for k, v in n.attrs().items())
         table.add_row(n.name, n.OP, str(list(n.shape)), str(neurons or ""),
-                      str(synapses or ""), str(params or ""), attrs)
+                      str(synapses or ""), str(params or ""), *([attrs] if wide else []))
     console.print(table)
     console.print(f"total: {tot_n} neurons, {tot_s} synapses (non-zero weights), "
                   f"{b.graph.num_parameters()} float parameters")
@@ -56,5 +70,53 @@ def inspect(
     for name, info in m["members"].items():
         mt.add_row(name, str(info["size"]), info["sha256"])
     console.print(mt)
+    loihi = mapping_summary(b)
+    if loihi is not None:
+        console.print("Loihi 2 mapping: " + (loihi["note"] if "note" in loihi else (
+            f"{loihi['cores_used']} core(s) on {loihi['chips_used']} of "
+            f"{loihi['chips_available']} chip(s) ({loihi['chip_config']}), mean neuron "
+            f"utilisation per core {loihi['mean_neuron_utilisation']:.1%}, "
+            f"{'runs in Lava' if loihi['executable'] else 'placement plan only'}")))
     console.print("signature: " + ("verified" if b.verified else
-                                   "present (pass --key to check)" if b.signed else "none"))
+                                   "present (pass --public-key to check)" if b.signed else "none"))
+
+
+def mapping_summary(b) -> dict | None:
+    """The Loihi 2 mapping a bundle carries (loihi/mapping.json): cores, chips, utilisation;
+    {"note": reason} when it was not mapped; None without a fixed graph."""
+    import json
+
+    raw = b.extra_members.get("loihi/mapping.json")
+    if raw is None:
+        why = b.manifest.get("metadata", {}).get("loihi")
+        return {"note": why} if why else None
+    doc = json.loads(raw)
+    rep = doc.get("report", {})
+    return {"chip_config": doc.get("chip_config"), "executable": doc.get("executable"),
+            "chips_available": rep.get("chips_available"), "chips_used": rep.get("chips_used"),
+            "cores_used": rep.get("cores_used"),
+            "mean_neuron_utilisation": rep.get("mean_neuron_utilisation", 0.0),
+            "host_layers": rep.get("host_layers", [])}
+
+
+def bundle_summary(b) -> dict:
+    """JSON-ready view of a verified bundle (what ``stc inspect --json`` prints)."""
+    m = b.manifest
+    g = b.fixed_graph or b.graph
+    layers = []
+    for n in g.nodes:
+        w = g.param(n, "weight") if "weight" in n.params else None
+        layers.append({"node": n.name, "op": n.OP, "shape": list(n.shape),
+                       "neurons": math.prod(n.shape) if n.SPIKING else 0,
+                       "synapses": int((w != 0).sum()) if w is not None else 0,
+                       "params": sum(g.tensors[k].numel() for k in n.params.values()),
+                       "attributes": n.attrs()})
+    return {"name": b.name, "version": b.version, "stc_version": m["stc_version"],
+            "created": m["created"], "timesteps": m["time_steps"], "encoder": m["encoder"],
+            "numerics": m["numerics"], "fixed_graph": b.fixed_graph is not None,
+            "inputs": m["inputs"], "outputs": m["outputs"], "layers": layers,
+            "total_neurons": sum(x["neurons"] for x in layers),
+            "total_synapses": sum(x["synapses"] for x in layers),
+            "float_parameters": b.graph.num_parameters(),
+            "members": m["members"], "loihi_mapping": mapping_summary(b),
+            "signature": "verified" if b.verified else "present" if b.signed else "none"}

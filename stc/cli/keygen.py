@@ -12,16 +12,17 @@ from .bundle import cli_errors
 
 
 def keygen(
-    out: Annotated[Path, typer.Option(help="folder for stc_signing.pem / stc_signing.pub.pem")]
-    = Path("."),
+    out: Annotated[Path, typer.Option(
+        help="folder for stc_signing.pem / stc_signing.pub.pem (created if missing)")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite existing key files")] = False,
 ) -> None:
     """Create an Ed25519 private key (mode 0600) and its public key, both PEM."""
     with cli_errors(check_code=2):
         from stc.bundle import generate_keypair
 
-        if not out.is_dir():
-            raise FileNotFoundError(f"folder not found: {out}")
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
         priv_p, pub_p = out / "stc_signing.pem", out / "stc_signing.pub.pem"
         if not force and (priv_p.exists() or pub_p.exists()):
             raise ValueError(f"{priv_p} or {pub_p} exists; pass --force to overwrite")

@@ -10,6 +10,25 @@ import typer
 
 import stc
 
+
+def _hide_flag_metavar() -> None:
+    """Show flags as ``--json`` rather than ``--json <bool>`` in every --help (typer prints a
+    value type even for options that take no value)."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption, "_stc_patched", False):
+        return
+    orig = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return "" if self.is_flag else orig(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich
+    TyperOption._stc_patched = True
+
+
+_hide_flag_metavar()
+
 app = typer.Typer(
     name="stc",
     help="Spike-Transformer-Compiler: train, bundle, run and serve spiking transformers.",
@@ -35,6 +54,9 @@ app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
 app.command("bundle")(__import__("stc.cli.bundle", fromlist=["bundle"]).bundle)
 app.add_typer(__import__("stc.cli.edge", fromlist=["app"]).app, name="edge")
 app.add_typer(__import__("stc.cli.fleet", fromlist=["app"]).app, name="fleet")
+app.command("demo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    __import__("stc.cli.demo", fromlist=["demo"]).demo)
+app.command("energy")(__import__("stc.cli.energy", fromlist=["energy"]).energy)
 app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
 app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspect)
 app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from . import options
 from .bundle import cli_errors
 
 
@@ -14,20 +15,24 @@ def run(
     bundle: Annotated[Path, typer.Argument(help="the .stcb file")],
     input: Annotated[Path, typer.Option("--input", "-i", help=".npy batch-first input")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help=".npy to write")] = None,
-    backend: Annotated[str, typer.Option(help="cpu | gpu | lava-sim | loihi")] = "cpu",
-    numerics: Annotated[str | None, typer.Option(help="float | fixed (default: bundle's)")]
+    device: Annotated[str | None, options.device(default_note="cpu")] = None,
+    numerics: Annotated[str | None, options.numerics("float | fixed (default: the bundle's)")]
     = None,
-    key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    public_key: options.PublicKey = None,
+    backend: Annotated[str | None, options.backend(legacy_device=True)] = None,
+    key: Annotated[Path | None, options.deprecated("--key", "--public-key")] = None,
     engine: Annotated[str, typer.Option(help="local | ray (Ray Data batch inference over a "
                                                ".npy file or a folder of them)")] = "local",
     actors: Annotated[int, typer.Option(help="with --engine ray: Ray actors")] = 2,
     batch_size: Annotated[int, typer.Option(help="with --engine ray: rows per batch")] = 256,
 ) -> None:
     """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates."""
+    device, backend = options.split_backend(device, backend, default_device="cpu")
+    key = options.pick(public_key, key)
     from stc.serve_ray.cli import check_engine, run_with_ray
 
     if check_engine(engine) == "ray":
-        return run_with_ray(bundle=bundle, input=input, output=output, device=backend,
+        return run_with_ray(bundle=bundle, input=input, output=output, device=device,
                             numerics=numerics, public_key=key, actors=actors,
                             batch_size=batch_size)
     with cli_errors(check_code=1):
@@ -38,10 +43,17 @@ def run(
         if not input.is_file():
             raise FileNotFoundError(f"input file not found: {input}")
         x = np.load(input, allow_pickle=False)
-        exe = load_bundle(bundle, backend=backend, numerics=numerics, public_key=key)
+        exe = load_bundle(bundle, device=device, numerics=numerics, public_key=key,
+                          kernel_backend=backend)
     with cli_errors(check_code=2):
         try:
-            out = exe.infer({exe.inputs[0].name: x})
+            if device in ("lava-sim", "loihi"):  # seconds per sample: show that it works
+                from rich.console import Console
+
+                with Console(stderr=True).status(f"running {len(x)} sample(s) on {device}"):
+                    out = exe.infer({exe.inputs[0].name: x})
+            else:
+                out = exe.infer({exe.inputs[0].name: x})
             stats = getattr(exe, "last_result", None)
         finally:
             exe.close()

@@ -14,8 +14,11 @@ the admin API (upload, delete, load, unload) off.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
+
+from . import options
 
 
 def serve(
@@ -24,7 +27,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host",
                              help="bind address (gRPC, REST and metrics); 0.0.0.0 exposes the "
                                   "server to the network: set --token and TLS then"),
-    backend: str = typer.Option("cpu", "--backend", help="gpu | cpu | lava-sim | loihi"),
+    device: Annotated[str | None, options.device(default_note="cpu")] = None,
     metrics_port: int = typer.Option(None, "--metrics-port",
                                      help="Prometheus /metrics HTTP port on --host (off if not "
                                           "given; needs the token when --token is set)"),
@@ -52,8 +55,8 @@ def serve(
     grace_s: float = typer.Option(10.0, "--grace-s", help="drain time on shutdown (s)"),
     shutdown_delay_s: float = typer.Option(0.0, "--shutdown-delay-s",
                                            help="NOT_SERVING period before refusing RPCs (s)"),
-    numerics: str = typer.Option(None, "--numerics",
-                                 help="float | fixed (default: each bundle's own)"),
+    numerics: Annotated[str | None, options.numerics(
+        "float | fixed (default: each bundle's own)")] = None,
     public_key: str = typer.Option(None, "--public-key",
                                    help="Ed25519 public key: accept only bundles signed with it"),
     engine: str = typer.Option("local", "--engine",
@@ -63,6 +66,7 @@ def serve(
                                   help="with --engine ray: MIN:MAX replicas (autoscaling)"),
     gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica",
                                            help="with --engine ray: GPUs per replica"),
+    backend: Annotated[str | None, options.deprecated("--backend", "--device")] = None,
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
     tritonclient.grpc) and, with --http-port, REST (tritonclient.http, curl), plus stc's
@@ -70,18 +74,19 @@ def serve(
     import signal
     import threading
 
+    from stc.server.app import InferenceServer, ServerConfig
+    from stc.server.logs import configure_json_logging
+
+    device = options.DEVICE_ALIASES.get(backend, backend) or device or "cpu"
     from stc.serve_ray.cli import check_engine, serve_with_ray
 
     if check_engine(engine) == "ray":
         return serve_with_ray(
             repository=repository, port=port, replicas=replicas, autoscale=autoscale,
-            gpus_per_replica=gpus_per_replica, device=backend, numerics=numerics,
+            gpus_per_replica=gpus_per_replica, device=device, numerics=numerics,
             public_key=public_key, max_batch=max_batch, max_delay_ms=max_delay_ms,
             queue_size=queue_size, max_request_bytes=int(max_request_mb * (1 << 20)),
             request_timeout_s=request_timeout_s)
-
-    from stc.server.app import InferenceServer, ServerConfig
-    from stc.server.logs import configure_json_logging
 
     for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
                        ("--public-key", public_key)):
@@ -89,7 +94,7 @@ def serve(
             raise typer.BadParameter(f"{flag} {path} is not a file")
     try:
         cfg = ServerConfig(
-            host=host, port=port, backend=backend, max_batch=max_batch,
+            host=host, port=port, backend=device, max_batch=max_batch,
             max_delay_ms=max_delay_ms, queue_size=queue_size,
             max_request_bytes=int(max_request_mb * (1 << 20)),
             request_timeout_s=request_timeout_s, grace_s=grace_s,

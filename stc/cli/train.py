@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from . import options
+
 # Tuned recipes for the digits presets (CPU, 2 cores: see benchmarks/results/train_digits_cpu.md).
 RECIPES: dict[str, dict] = {
     "spikformer_tiny": dict(epochs=8, batch_size=64, lr=4e-3),
@@ -15,16 +17,9 @@ RECIPES: dict[str, dict] = {
 }
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise typer.BadParameter(f"--device must be auto, cpu or cuda; got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter("--device cuda was given but no CUDA device is available")
-    return name
+def _device(name: str | None) -> str:
+    """The torch device ("cpu" | "cuda") of a --device value (None/"auto": the machine's)."""
+    return options.torch_device(options.machine_device() if name in (None, "auto") else name)
 
 
 def train(
@@ -33,17 +28,26 @@ def train(
         "--epochs", help="epochs (default: the preset's recipe)")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="checkpoint directory (default runs/<model>)")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    device: Annotated[str | None, options.device(
+        ("cpu", "gpu"), default_note="gpu if CUDA is available, else cpu", accept_auto=True)]
+    = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of init, shuffling, split")] = 0,
     lr: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="batch size")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="auto | triton | torch")] = "auto",
+    backend: Annotated[str, options.backend()] = "auto",
     threads: Annotated[int, typer.Option(
         "--threads", help="torch CPU threads (0: torch's default; 1 on a busy machine)")] = 0,
+    val_fraction: Annotated[float, typer.Option(
+        "--val-fraction", min=0.0, max=0.5,
+        help="share of the training set for the per-epoch validation accuracy that picks "
+             "the best epoch (0: keep the last epoch)")] = 0.1,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="continue from OUT/train_state (same settings)")] = False,
 ) -> None:
-    """Train MODEL on sklearn's digits (80/20 stratified split), print progress, held-out
-    accuracy and per-layer firing rates, and save OUT/model.safetensors + OUT/config.json."""
-    import time
+    """Train MODEL on sklearn's digits (80/20 stratified split; a validation share of the
+    80% picks the best epoch), show a progress bar with ETA and per-epoch validation
+    accuracy, then the held-out accuracy and firing rates; save the best epoch as
+    OUT/model.safetensors + OUT/config.json (OUT/train_state makes --resume possible)."""
 
     import torch
     from rich.console import Console
@@ -66,7 +70,7 @@ def train(
         if value is not None:
             recipe[key] = value
     try:
-        cfg = TrainConfig(seed=seed, **recipe)
+        cfg = TrainConfig(seed=seed, val_fraction=val_fraction, **recipe)
     except (TypeError, ValueError) as err:
         console.print(f"[red]{err}")
         raise typer.Exit(2) from err
@@ -81,21 +85,64 @@ def train(
                   f"device {dev}, backend {backend} -> "
                   f"{resolve_backend(backend, torch.device(dev))}, {cfg}")
     data = load_digits_split(seed=seed)
-    t0 = time.perf_counter()
+    target = out or Path("runs") / model
+    state_dir = target / "train_state"
+    if resume and not (state_dir / "train_state.json").is_file():
+        console.print(f"[yellow]--resume: no training state in {state_dir}; starting afresh")
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    def on_epoch(epoch: int, loss: float, lr_now: float) -> None:
-        console.print(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  lr {lr_now:.2e}  "
-                      f"{time.perf_counter() - t0:6.1f} s")
+    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                  TextColumn("{task.fields[info]}"), console=console) as progress:
+        task = progress.add_task("train", total=None, info="")
 
-    result = train_model(net, data, cfg, device=dev, on_epoch=on_epoch)
+        def on_step(step: int, total: int) -> None:
+            progress.update(task, completed=step, total=total)
+
+        def on_epoch_end(rec: dict) -> None:
+            val = rec["val_accuracy"]
+            text = (f"epoch {rec['epoch']:3d}/{cfg.epochs}  loss {rec['loss']:.4f}  "
+                    f"lr {rec['lr']:.2e}" + (f"  val acc {val * 100:6.2f}%" if val is not None
+                                             else "") + ("  (best)" if rec["best"] else ""))
+            progress.console.print(text)
+            progress.update(task, info=f"epoch {rec['epoch']}/{cfg.epochs}")
+
+        try:
+            result = train_model(net, data, cfg, device=dev, on_step=on_step,
+                                 on_epoch_end=on_epoch_end, state_dir=state_dir,
+                                 resume=resume)
+        except ValueError as err:
+            console.print(f"[red]{err}")
+            raise typer.Exit(2) from err
+    kept = (f"best epoch {result.best_epoch} (val acc {result.best_val_accuracy * 100:.2f}%)"
+            if result.best_epoch is not None else f"last epoch {result.epochs_run}")
     console.print(f"held-out accuracy: {result.test_accuracy * 100:.2f}% "
-                  f"({len(data.y_test)} samples) after {result.epochs_run} epochs, "
+                  f"({len(data.y_test)} samples) with the {kept}, "
                   f"{result.seconds:.1f} s training")
     console.print("output firing rates (held-out):")
     for name, rate in result.firing_rates.items():
         console.print(f"  {name:40s} {rate:.4f}")
-    target = out or Path("runs") / model
     save_checkpoint(net, target, metadata={"test_accuracy": result.test_accuracy,
                                            "epochs": result.epochs_run, "seed": seed,
-                                           "train_seconds": result.seconds})
+                                           "train_seconds": result.seconds,
+                                           "best_epoch": result.best_epoch,
+                                           "best_val_accuracy": result.best_val_accuracy,
+                                           "history": result.history})
     console.print(f"saved {target}")
+    from stc.bench.plots import firing_rates_figure, training_curves
+
+    title = (f"{model} on sklearn digits: {result.epochs_run} epochs, seed {seed}, "
+             f"device {dev}")
+    curves = training_curves(result.history, target / "training_curves.png", title=title,
+                             test_accuracy=result.test_accuracy)
+    rates = firing_rates_figure(result.firing_rates, target / "firing_rates.png",
+                                title=f"{model}: output firing rate per layer (held-out "
+                                      "digits)")
+    console.print(f"plots: {curves}, {rates}")

@@ -26,6 +26,14 @@ from stc.errors import UnsupportedTargetError, check_choice
 from stc.ir import Graph
 
 TARGETS = ("gpu", "cpu", "lava-sim", "loihi2")
+#: Other spellings accepted for a target: the CLI's device names and the original design's.
+TARGET_ALIASES = {"loihi": "loihi2", "cuda": "gpu", "simulation": "lava-sim"}
+LAVA_TARGETS = ("lava-sim", "loihi2")
+
+
+def default_target() -> str:
+    """The target of ``SpikeCompiler()`` without one: "gpu" when torch sees CUDA, else "cpu"."""
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 class OptimizationPass(enum.Enum):
@@ -79,6 +87,21 @@ class Optimizer:
         return graph, fixed, reports
 
 
+class EnergyFigure(float):
+    """A float in nJ (one inference, one sample) that also carries ``unit``, ``source`` (the
+    citation) and ``report`` (stc.energy.graph.EnergyReport)."""
+
+    unit = "nJ"
+
+    def __new__(cls, value: float, source: str, report: object):
+        obj = super().__new__(cls, value)
+        obj.source, obj.report = source, report
+        return obj
+
+    def __repr__(self) -> str:
+        return f"{float(self):.4g} nJ (estimate; {self.source})"
+
+
 @dataclass
 class CompiledModel:
     """A compiled graph bound to a target. ``graph`` is float; ``fixed_graph`` the quantised
@@ -91,7 +114,84 @@ class CompiledModel:
     reports: dict = field(default_factory=dict)
     kernel_backend: str | None = None
     numerics: str = "float"  # cpu/gpu runs: "float", or "fixed" to run the quantised graph
+    chip_config: str = "ncl-1chip"
     _executables: dict = field(default_factory=dict, repr=False, compare=False)
+    _mapping: object = field(default=None, repr=False, compare=False)
+    _energy: object = field(default=None, repr=False, compare=False)
+
+    def __call__(self, x, **kw):
+        """Same as :meth:`run` (the original design's ``compiled(x)``)."""
+        return self.run(x, **kw)
+
+    @property
+    def mapping(self):
+        """The Loihi 2 mapping (stc.lava.mapping.LoihiMapping) on ``chip_config``: the fixed
+        graph's when there is one, else a placement plan of the float graph (an estimate).
+
+        Raises:
+            MappingError: the graph does not fit ``chip_config`` or has no Loihi form.
+        """
+        if self._mapping is None:
+            from stc.lava.mapping import map_graph
+            from stc.lava.plan import plan_mapping
+
+            self._mapping = (map_graph(self.fixed_graph, chip_config=self.chip_config)
+                             if self.fixed_graph is not None else
+                             plan_mapping(self.graph, self.chip_config))
+        return self._mapping
+
+    @property
+    def utilization(self) -> dict:
+        """Loihi 2 resource use on ``chip_config``: chips and cores used and available, the
+        share of cores used and the mean neuron utilisation per core; the limits and their
+        sources are stc.lava.resources' (``mapping.allocation.report()`` has per-core detail).
+        """
+        from stc.lava.resources import CORES_PER_CHIP, LIMIT_SOURCES
+
+        rep = self.mapping.allocation.report()
+        avail = rep["chips_available"] * CORES_PER_CHIP
+        return {"chip_config": self.chip_config, "chips_available": rep["chips_available"],
+                "chips_used": rep["chips_used"], "cores_available": avail,
+                "cores_used": rep["cores_used"], "core_utilization": rep["cores_used"] / avail,
+                "mean_neuron_utilization": rep["mean_neuron_utilisation"],
+                "host_layers": rep["host_layers"],
+                "estimate_of_float_graph": self.fixed_graph is None,
+                "sources": LIMIT_SOURCES}
+
+    def profile_energy(self, x: torch.Tensor | np.ndarray | None = None):
+        """Estimate the energy per inference on batch-first ``x`` (default: a seeded uniform
+        [0, 1) probe batch of 4) and return the stc.energy.graph.EnergyReport (nJ)."""
+        from stc.energy.graph import estimate_graph_energy
+
+        if x is None:
+            inp = self.graph.inputs()[0]
+            shape = (4, *((self.time_steps,) if inp.temporal else ()), *inp.shape)
+            x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+        x = x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        report = None
+        if self.fixed_graph is not None:
+            try:
+                report = self.mapping.allocation.report()
+            except ValueError:  # MappingError: no mapping, no core/chip counts
+                report = None
+        self._energy = estimate_graph_energy(self.graph, x.astype(np.float32),
+                                             mapping_report=report)
+        return self._energy
+
+    @property
+    def energy_per_inference(self) -> EnergyFigure:
+        """Energy of one inference (one sample) in nJ, an ESTIMATE: on lava-sim/loihi2 the
+        Loihi 1 per-operation estimate (Davies et al., IEEE Micro 2018, Table 2), on cpu/gpu
+        the papers' 45 nm formula (Horowitz, ISSCC 2014; Spikformer appendix). ``.source``
+        says which, ``.report`` has all three (with the Loihi 2 range). Computed on the probe
+        of ``compile(..., profile_energy=True)`` or the latest ``profile_energy(x)``; a first
+        read without either profiles on the probe."""
+        rep = self._energy or self.profile_energy()
+        if self.target in ("lava-sim", "loihi2"):
+            return EnergyFigure(rep.loihi1_nj, "Loihi 1 per-op estimate: " +
+                                "; ".join(rep.sources["loihi1"]), rep)
+        return EnergyFigure(rep.paper_nj, "paper formula, 45 nm fp32: " +
+                            "; ".join(rep.sources["paper_formula"]), rep)
 
     def run(self, input: torch.Tensor | np.ndarray, time_steps: int | None = None,
             return_spike_trains: bool = False):
@@ -187,25 +287,39 @@ class SpikeCompiler:
     """Compile a spiking model for a target.
 
     Args:
-        target: "gpu" | "cpu" | "lava-sim" | "loihi2" ("loihi3" raises
-            UnsupportedTargetError: there is no public Loihi 3 toolchain).
+        target: "gpu" | "cpu" | "lava-sim" | "loihi2"; default: what the machine has ("gpu"
+            with CUDA, else "cpu"). Aliases: "loihi" (the CLI's device name) = "loihi2",
+            "cuda" = "gpu", "simulation" (the original design's word) = "lava-sim".
+            "loihi3" raises UnsupportedTargetError: there is no public Loihi 3 toolchain.
         optimization_level: 0..3 (module docstring).
-        time_steps: T of the direct (repeat) encoder for static inputs.
+        time_steps: T of the direct (repeat) encoder for static inputs (default 4);
+            ``timesteps=`` is the same (the Python API's vocabulary).
         kernel_backend: stc.kernels backend for the runtime ("auto" | "triton" | "torch").
 
     Raises:
         UnsupportedTargetError: unknown target or loihi3. ValueError: bad level or T.
     """
 
-    def __init__(self, target: str = "gpu", optimization_level: int = 2, time_steps: int = 4,
-                 kernel_backend: str | None = None) -> None:
+    def __init__(self, target: str | None = None, optimization_level: int = 2,
+                 time_steps: int | None = None, kernel_backend: str | None = None, *,
+                 timesteps: int | None = None) -> None:
+        if time_steps is not None and timesteps is not None and time_steps != timesteps:
+            raise ValueError(f"time_steps={time_steps} and timesteps={timesteps} disagree; "
+                             "give one")
+        time_steps = timesteps if timesteps is not None else (
+            4 if time_steps is None else time_steps)
+        if target is None:
+            target = default_target()
+        if isinstance(target, str):
+            target = TARGET_ALIASES.get(target.strip().lower(), target.strip().lower())
         if target == "loihi3":
             raise UnsupportedTargetError(
                 "target 'loihi3': there is no public Loihi 3 toolchain; the neuromorphic "
-                "hardware target is Loihi 2 through Lava (target='loihi2', or 'lava-sim' for "
+                "hardware target is Loihi 2 through Lava (target 'loihi2', or 'lava-sim' for "
                 "the bit-accurate simulator)")
         if target not in TARGETS:
-            raise UnsupportedTargetError(f"target must be one of {TARGETS}, got {target!r}")
+            raise UnsupportedTargetError(f"target must be one of {TARGETS} (aliases: "
+                                         f"{TARGET_ALIASES}), got {target!r}")
         if isinstance(optimization_level, bool) or optimization_level not in (0, 1, 2, 3):
             raise ValueError(f"optimization_level must be 0, 1, 2 or 3, got "
                              f"{optimization_level!r}")
@@ -230,27 +344,66 @@ class SpikeCompiler:
         return opt
 
     def compile(self, model, input_shape: tuple[int, ...] | None = None, *,
-                dt: float | None = None, optimizer: Optimizer | None = None) -> CompiledModel:
+                dt: float | None = None, optimizer: Optimizer | None = None,
+                chip_config: str = "ncl-1chip", profile_energy: bool = False) -> CompiledModel:
         """Compile ``model`` (nn.Module, nir.NIRGraph, a .nir path, or an stc.ir.Graph).
 
         Args:
             input_shape: per-sample input shape without T or B, e.g. (1, 28, 28); required
-                for torch modules other than stc.models (whose config gives it).
+                for torch modules other than stc.models (whose config gives it). A leading
+                batch dimension of 1 on a 4-D shape, as in the original design's
+                ``input_shape=(1, C, H, W)``, is dropped.
             dt: time step for NIR inputs (required there; see stc.ir.frontends.nir).
             optimizer: passes to run instead of ``create_optimizer()``.
+            chip_config: Loihi 2 system for the mapping, "ncl-<N>chip" (``utilization``; the
+                Lava targets are mapped, and checked, at compile time).
+            profile_energy: estimate ``energy_per_inference`` now, on a seeded uniform [0, 1)
+                probe batch of 4 (``CompiledModel.profile_energy(x)`` re-estimates on real
+                input).
 
         Raises:
-            TypeError: unsupported model type. ValueError: missing input_shape / dt.
-            MappingError: unmappable layers. UnsupportedTargetError: gpu without CUDA.
+            TypeError: unsupported model type. ValueError: missing input_shape / dt, bad
+            chip_config. MappingError: unmappable layers; for lava-sim / loihi2 also a graph
+            that Lava cannot run (e.g. a partial flatten, or attention kept as one node), so
+            the failure comes here and not in ``run``. UnsupportedTargetError: gpu without
+            CUDA.
         """
+        from stc.lava.resources import parse_chip_config
+
+        parse_chip_config(chip_config)
+        if input_shape is not None and len(tuple(input_shape)) == 4 and \
+                tuple(input_shape)[0] == 1:
+            input_shape = tuple(input_shape)[1:]
         if self.target == "gpu" and not torch.cuda.is_available():
             raise UnsupportedTargetError("target 'gpu' needs CUDA (torch.cuda.is_available() "
-                                         "is False); use target='cpu'")
+                                         "is False); use the cpu target (SpikeCompiler('cpu'), "
+                                         "or --device cpu on the command line)")
         graph = self._frontend(model, input_shape, dt)
         graph, fixed, reports = (optimizer or self.create_optimizer()).run(graph)
-        return CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
-                             fixed_graph=fixed, reports=reports,
-                             kernel_backend=self.kernel_backend)
+        mapping = self._check_lava(fixed, chip_config) if self.target in LAVA_TARGETS else None
+        compiled = CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
+                                 fixed_graph=fixed, reports=reports,
+                                 kernel_backend=self.kernel_backend, chip_config=chip_config)
+        compiled._mapping = mapping
+        if profile_energy:
+            compiled.profile_energy()
+        return compiled
+
+    def _check_lava(self, fixed: Graph | None, chip_config: str = "ncl-1chip"):
+        """Map the fixed graph for Lava now (raises MappingError if Lava cannot run it)."""
+        from stc.errors import MappingError
+        from stc.lava.mapping import map_graph
+
+        if fixed is None:
+            raise ValueError(f"target {self.target!r} needs the QUANTIZE pass (the optimizer "
+                             "given has none)")
+        mapping = map_graph(fixed, chip_config=chip_config)
+        if not mapping.executable:
+            raise MappingError(
+                f"target {self.target!r}: Lava cannot run this graph (only a placement plan "
+                f"exists); nodes kept as one custom process: {mapping.custom_nodes}. Use "
+                "target 'cpu' with optimization_level=3 for the same fixed-point numerics")
+        return mapping
 
     def _frontend(self, model, input_shape, dt) -> Graph:
         from stc.ir.frontends import from_nir, from_torch, load_nir

@@ -97,7 +97,7 @@ def nvml_meter(device_index: int = 0) -> CounterMeter:
     except ImportError as e:
         raise GpuEnergyUnavailable(
             "GPU energy measurement needs the 'nvidia-ml-py' package (import pynvml) or "
-            "'zeus'; neither is installed (pip install nvidia-ml-py)"
+            "'zeus'; neither is installed (pip install 'stc[energy]')"
         ) from e
     try:
         pynvml.nvmlInit()

@@ -59,9 +59,10 @@ def require_loihi() -> None:
     """Raise :class:`LoihiUnavailableError` unless Loihi 2 hardware support is installed."""
     if not loihi_available():
         raise LoihiUnavailableError(
-            "backend 'loihi' needs Intel's lava-loihi package (non-public, available to INRC "
-            "members) and a Loihi 2 system; it is not installed here. Use backend='lava-sim' "
-            "for Lava's bit-accurate Loihi 2 simulator instead.")
+            "device 'loihi' needs Intel's lava-loihi package (non-public, available to INRC "
+            "members) and a Loihi 2 system; it is not installed here. Use the lava-sim device "
+            "(--device lava-sim; device='lava-sim' in Python) for Lava's bit-accurate Loihi 2 "
+            "simulator instead.")
 
 
 def _to_netx(shape_torch: tuple[int, ...]) -> tuple[int, ...]:

@@ -41,7 +41,7 @@ class LIF(_SpikingNeuron):
     after the last step is kept in ``self.v_last`` when ``store_v=True``.
 
     Args:
-        tau: membrane time constant (timesteps, > 0). Official spiking transformers: 2.0.
+        tau: membrane time constant (timesteps, > 1). Official spiking transformers: 2.0.
             float('inf') with decay_input=False is an IF neuron (H = V + X).
         v_th: threshold (1.0; 0.5 after attention products in Spikformer/SDT).
         v_reset: hard-reset potential, or None for soft reset.
@@ -68,6 +68,9 @@ class LIF(_SpikingNeuron):
     ) -> None:
         super().__init__()
         self.tau = check_positive("tau", tau, allow_inf=True)
+        if self.tau <= 1.0:  # the leak 1/tau would exceed 1: V overshoots and spikes always
+            raise ValueError(f"tau must be > 1 timestep (the leak per step is 1/tau; "
+                             f"SpikingJelly's LIFNode requires tau > 1 too); got tau={tau}")
         if math.isinf(self.tau) and decay_input:
             raise ValueError(
                 "tau = inf is only allowed with decay_input=False (an IF neuron, H = V + X); "
@@ -180,6 +183,8 @@ class ALIF(_SpikingNeuron):
     ) -> None:
         super().__init__()
         self.tau = check_positive("tau", tau)
+        if self.tau <= 1.0:  # as LIF: a leak 1/tau above 1 overshoots
+            raise ValueError(f"tau must be > 1 timestep (leak 1/tau per step); got tau={tau}")
         self.tau_adp = check_positive("tau_adp", tau_adp)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)):
             raise TypeError(f"beta must be a number, got {type(beta).__name__}")

@@ -14,7 +14,9 @@ from stc.ir import Graph
 
 from .interpreter import RunResult, execute
 
-BACKENDS = ("cpu", "gpu", "lava-sim", "loihi")
+BACKENDS = ("cpu", "gpu", "lava-sim", "loihi")  # the devices a bundle runs on
+DEVICES = BACKENDS
+DEVICE_ALIASES = {"cuda": "gpu"}
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ class Executable:
         check_choice("numerics", numerics, ("float", "fixed"))
         check_choice("device", device, ("cpu", "cuda"))
         if device == "cuda" and not torch.cuda.is_available():
-            raise UnsupportedTargetError("backend 'gpu' needs CUDA, but torch.cuda.is_available()"
-                                         " is False; use backend='cpu'")
+            raise UnsupportedTargetError("device 'gpu' needs CUDA, but torch.cuda.is_available()"
+                                         " is False; use the cpu device (--device cpu on the "
+                                         "command line, device='cpu' in Python)")
         self.graph = graph
         self.name, self.version = name, version
         self.device = torch.device(device)
@@ -184,15 +187,17 @@ class Executable:
         self._graphs.clear()
 
 
-def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None = None,
-                public_key: object = None, kernel_backend: str | None = None) -> Executable:
-    """Load and verify a ``.stcb`` bundle, then bind it to a backend.
+def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | None = None,
+                public_key: object = None, kernel_backend: str | None = None,
+                backend: str | None = None) -> Executable:
+    """Load and verify a ``.stcb`` bundle, then bind it to a device.
 
     Args:
         path: the bundle file.
-        backend: "cpu" | "gpu" (torch runtime; Triton kernels on CUDA) | "lava-sim" | "loihi"
+        device: "cpu" (default) | "gpu" (torch runtime; Triton kernels on CUDA; "cuda" is an
+            alias) | "lava-sim" | "loihi"
             (the verified bundle's fixed graph goes to
-            ``stc.lava.executor.load_lava_executable(graph, backend)`` inside a spawned
+            ``stc.lava.executor.load_lava_executable(graph, device)`` inside a spawned
             worker process, ``stc.lava.isolated``: Lava forks, which fails in a process
             that runs gRPC threads).
         numerics: "float" | "fixed" | None (the manifest's default).
@@ -200,6 +205,8 @@ def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None 
             carry a valid signature.
         kernel_backend: stc.kernels backend ("auto" | "triton" | "torch"); default "auto" on
             gpu and "torch" on cpu.
+        backend: deprecated alias of ``device`` (its name before the CLI vocabulary was
+            unified; removed in stc 0.3). Emits a DeprecationWarning.
 
     Returns:
         Executable with name, version, inputs, outputs (TensorSpec), infer(), close().
@@ -209,9 +216,24 @@ def load_bundle(path: str | Path, *, backend: str = "cpu", numerics: str | None 
         ValueError: unknown backend or numerics, or numerics "fixed" on a bundle without a
             fixed graph. UnsupportedTargetError: gpu without CUDA, Lava backends unavailable.
     """
+    import warnings
+
     from stc.bundle import read_bundle
 
-    check_choice("backend", backend, BACKENDS)
+    if backend is not None:
+        warnings.warn("load_bundle(backend=...) is deprecated (removed in stc 0.3); use "
+                      "device=... (backend means the kernel implementation elsewhere)",
+                      DeprecationWarning, stacklevel=2)
+        check_choice("backend (deprecated alias of device)", backend,
+                     BACKENDS + tuple(DEVICE_ALIASES))
+        if device is not None and DEVICE_ALIASES.get(device, device) != \
+                DEVICE_ALIASES.get(backend, backend):
+            raise ValueError(f"device={device!r} and backend={backend!r} disagree; pass "
+                             "device only")
+        device = backend
+    device = DEVICE_ALIASES.get(device, device) if device is not None else "cpu"
+    check_choice("device", device, DEVICES + tuple(DEVICE_ALIASES))
+    backend = device  # the name used below
     if numerics is not None:
         check_choice("numerics", numerics, ("float", "fixed"))
     bundle = read_bundle(path, public_key=public_key)

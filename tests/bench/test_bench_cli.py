@@ -16,6 +16,7 @@ def test_cli_bench_tiny(tmp_path):
     rows = data["models"]["sdt_tiny"]["rows"]
     assert [row["batch"] for row in rows] == [1, 2] and all(row["agree"] for row in rows)
     assert "--models sdt_tiny" in data["command"]
+    assert "[2/2] sdt_tiny batch 2" in r.output  # numbered points
     assert (tmp_path / "t_energy.png").exists() and (tmp_path / "t.md").exists()
 
 

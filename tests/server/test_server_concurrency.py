@@ -26,7 +26,11 @@ def _infer(port: int, x: np.ndarray, version: str = "1") -> dict[str, np.ndarray
 
 
 def test_dynamic_batching_merges_and_maps_back(start_server, repo_dir):
-    server = start_server(max_batch=8, max_delay_ms=1000)  # wide window: a loaded CI machine
+    # each run takes 300 ms, so requests that arrive while one runs queue up and merge even on
+    # a loaded machine whose client threads reach the server one at a time
+    net.write_model(repo_dir / "lif" / "1" / "model.stcb", net.make_weight(0), version="1",
+                    delay_ms=300)
+    server = start_server(max_batch=8, max_delay_ms=200)
     inputs = [net.make_input(1 + i % 2, seed=100 + i) for i in range(8)]  # 12 rows in all
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda x: _infer(server.port, x), inputs))

@@ -6,6 +6,10 @@ stc.nn neurons LIF, IF and CubaLIF (hard reset to 0; as an IR CubaLIF with per-s
 1/tau, so it matches stc.nn.CubaLIF up to float rounding at the threshold).
 Semantics are multi-step: the network sees [T, B, ...]; stateless
 layers apply at every timestep and neurons integrate over T (SpikingJelly multi-step mode).
+A custom nn.Module subclass (not an nn.Sequential) is traced with torch.fx when its forward is
+a chain of supported layers, ``torch.flatten`` / ``x.flatten`` included; any other construct
+raises MappingError naming it and what to use instead (nn.Sequential or
+stc.nn.MultiStepSequential of the supported layers).
 The built graph is Input -> Repeat(T) -> layers -> TimeMean -> Output, i.e. a static input
 [B, *input_shape] is presented at every step (direct encoding) and the output is the mean
 over T (rate readout), as in Spikformer/SDT.
@@ -29,8 +33,74 @@ def _leaves(module: nn.Module, prefix: str = ""):
     if isinstance(module, nn.Sequential):
         for name, child in module.named_children():
             yield from _leaves(child, f"{prefix}{name}.")
+    elif _is_custom(module):
+        for name, child in _fx_chain(module):
+            yield from _leaves(child, f"{prefix}{name}.")
     else:
         yield prefix.rstrip(".") or type(module).__name__.lower(), module
+
+
+def _is_custom(m: nn.Module) -> bool:
+    """A user's nn.Module subclass (not a torch.nn / stc.nn layer, not a Sequential)."""
+    mod = type(m).__module__
+    return not (mod.startswith("torch.") or mod.startswith("stc.")) and bool(
+        list(m.children()))
+
+
+USE_INSTEAD = ("build it as nn.Sequential (or stc.nn.MultiStepSequential) of Conv2d, Linear, "
+               "BatchNorm, MaxPool2d/AvgPool2d, Flatten, Dropout and stc.nn LIF/IF/CubaLIF")
+
+
+def _fx_chain(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (name, layer) chain of a custom module's forward, traced with torch.fx.
+
+    Raises:
+        MappingError: the forward is not traceable, branches, or uses a construct other than
+            submodule calls and flatten (named, with what to use instead).
+    """
+    import torch.fx as fx
+
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, m, qualname):  # our layers are leaves; user modules traced
+            return not _is_custom(m) and not isinstance(m, nn.Sequential) or \
+                super().is_leaf_module(m, qualname)
+
+    label = f"{type(model).__name__}"
+    try:
+        graph = _Tracer().trace(model)
+    except Exception as e:  # torch.fx raises TraceError, TypeError, ... on dynamic code
+        raise MappingError(f"{label}: torch.fx cannot trace its forward ({type(e).__name__}: "
+                           f"{e}); {USE_INSTEAD}") from None
+    chain: list[tuple[str, nn.Module]] = []
+    prev = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            prev = node
+            continue
+        if node.op == "output":
+            if node.args[0] is not prev:
+                raise MappingError(f"{label}: its output is not the end of one layer chain; "
+                                   f"{USE_INSTEAD}")
+            break
+        args = [a for a in node.args if isinstance(a, fx.Node)]
+        if args != [prev] or len(node.users) > 1:
+            raise MappingError(f"{label}: node {node.name!r} branches or merges values "
+                               f"(residuals and concatenation have no IR form here); "
+                               f"{USE_INSTEAD}")
+        if node.op == "call_module":
+            chain.append((node.target, model.get_submodule(node.target)))
+        elif (node.op == "call_function" and node.target is torch.flatten) or (
+                node.op == "call_method" and node.target == "flatten"):
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            chain.append((node.name, nn.Flatten(int(start), int(end))))
+        else:
+            what = getattr(node.target, "__name__", str(node.target))
+            raise MappingError(f"{label}: {node.op} {what!r} (node {node.name!r}) has no IR "
+                               f"mapping; use the module form (e.g. nn.Flatten, stc.nn.LIF) "
+                               f"or {USE_INSTEAD}")
+        prev = node
+    return chain
 
 
 def from_torch(model: nn.Module, input_shape: tuple[int, ...], time_steps: int = 4,
@@ -68,7 +138,17 @@ def from_torch(model: nn.Module, input_shape: tuple[int, ...], time_steps: int =
         prev = g.add(ir.Repeat(name="encoder", inputs=["input"], shape=shape,
                                time_steps=int(time_steps)))
     bad: list[str] = []
+    multistep = type(model).__name__ == "MultiStepSequential"
     for name, m in _leaves(model):
+        if isinstance(m, nn.Flatten) and m.start_dim >= 2 and not multistep:
+            import warnings
+
+            warnings.warn(
+                f"{name}: nn.Flatten(start_dim={m.start_dim}) is read with batch-first dims "
+                "([B, ...], the dims of one timestep), so it keeps per-sample axes; if it was "
+                "written for [T, B, ...] tensors, use stc.nn.MultiStepSequential with "
+                "nn.Flatten() instead (eager and compiled outputs then agree)",
+                UserWarning, stacklevel=2)
         node, tensors = _map(f"{type(m).__name__.lower()}_{name.replace('.', '_')}", m)
         if node is False:
             continue
