@@ -197,3 +197,20 @@ def _host(a) -> np.ndarray:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     return np.asarray(a)
+
+
+def attach_contract(graph, contract: dict, name: str | None = None):
+    """Record ``contract`` for input ``name`` (default: the graph's only input) in
+    ``graph.metadata["input_contract"]`` (in place); returns the graph.
+
+    Raises:
+        ValueError: a malformed contract, or a contract shape different from the input's.
+    """
+    inp = graph.inputs()[0] if name is None else graph.node(name)
+    c = validate_contract(inp.name, contract)
+    if list(c["shape"]) != [int(s) for s in inp.shape]:
+        raise ValueError(f"input contract shape {c['shape']} does not match input "
+                         f"{inp.name!r} of shape {list(inp.shape)}")
+    graph.metadata = {**graph.metadata, "input_contract": {
+        **(graph.metadata.get("input_contract") or {}), inp.name: c}}
+    return graph

@@ -52,7 +52,9 @@ def lava_numpy(layers, x_spikes):
 
 def test_formats_and_report():
     g, _ = fold_batchnorm(from_torch(mlp(), (12,), time_steps=6))
-    q, rep = quantize(g)
+    gen = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(8, 12, generator=gen) < 0.3).float()  # integer input, no contract
+    q, rep = quantize(g, calibration=spikes, search=False)
     for layer in rep.layers:
         w_int = q.tensors[f"{layer['name']}.weight"]
         assert w_int.dtype == torch.int32
