@@ -18,8 +18,14 @@ def run(
     numerics: Annotated[str | None, typer.Option(help="float | fixed (default: bundle's)")]
     = None,
     key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    input_policy: Annotated[str, typer.Option(
+        "--input-policy", help="reject (default: input outside the bundle's input contract "
+        "is an error naming the range) | preprocess (apply the contract's declared "
+        "preprocessing to raw input first)")] = "reject",
 ) -> None:
-    """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates."""
+    """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates.
+    The input is held against the bundle's input contract (``stc inspect`` shows it); fixed
+    numerics on every backend take the float model's input (quantised at the boundary)."""
     with cli_errors(check_code=1):
         import numpy as np
 
@@ -28,7 +34,13 @@ def run(
         if not input.is_file():
             raise FileNotFoundError(f"input file not found: {input}")
         x = np.load(input, allow_pickle=False)
-        exe = load_bundle(bundle, backend=backend, numerics=numerics, public_key=key)
+        from stc.runtime.contract import POLICIES
+
+        if input_policy not in POLICIES:
+            raise ValueError(f"--input-policy must be one of {', '.join(POLICIES)}, got "
+                             f"{input_policy!r}")
+        exe = load_bundle(bundle, backend=backend, numerics=numerics, public_key=key,
+                          input_policy=input_policy)
     with cli_errors(check_code=2):
         try:
             out = exe.infer({exe.inputs[0].name: x})

@@ -50,6 +50,7 @@ def train(
 
     from stc.models import create_model, list_presets
     from stc.train import TrainConfig, load_digits_split, save_checkpoint, train_model
+    from stc.train.contract import training_record
 
     console = Console()
     if model not in list_presets():
@@ -97,5 +98,6 @@ def train(
     target = out or Path("runs") / model
     save_checkpoint(net, target, metadata={"test_accuracy": result.test_accuracy,
                                            "epochs": result.epochs_run, "seed": seed,
-                                           "train_seconds": result.seconds})
+                                           "train_seconds": result.seconds,
+                                           **training_record(seed)})
     console.print(f"saved {target}")

@@ -45,7 +45,7 @@ from stc.ir.nodes import NEURON_OPS
 
 MAX_VTH_MANT = (1 << 17) - 1
 MAX_BIAS = 1 << 17
-CALIBRATION_SEARCH_SAMPLES = 256
+CALIBRATION_SEARCH_SAMPLES = 64
 INPUT_LEVELS = 16  # default integer input magnitude without a declared step
 _PASS_THROUGH = ("Repeat", "Flatten", "Pool2d")  # ops the input scale passes unchanged
 
@@ -374,9 +374,23 @@ def _run(fg: Graph, qg: Graph, x: torch.Tensor, time_steps, fixed_only: bool = F
     return rf, rq
 
 
+def _ancestors(g: Graph, name: str) -> Graph:
+    """The sub-graph of ``name`` and everything it depends on (shares g's tensors), to run a
+    calibration candidate only as far as the layer it changes."""
+    need, stack = set(), [name]
+    while stack:
+        n = stack.pop()
+        if n not in need:
+            need.add(n)
+            stack.extend(g.node(n).inputs)
+    return Graph(nodes=[n for n in g.nodes if n.name in need], tensors=g.tensors,
+                 metadata=g.metadata)
+
+
 def _search(fg: Graph, g: Graph, layers, rows, report: QuantReport, x, time_steps) -> None:
     """Greedy per-layer choice of exponent shift {0, +1} and threshold delta {-1, 0, +1}
-    maximising the layer's spike agreement with the float graph (module docstring)."""
+    maximising the layer's spike agreement with the float graph (module docstring); a
+    layer that already agrees everywhere keeps the default."""
     rf, _ = _run(fg, g, x, time_steps)
     for syn, neu, w, b, div, e, v_th in layers:
         ref = rf.spike_trains[neu.name]
@@ -388,10 +402,10 @@ def _search(fg: Graph, g: Graph, layers, rows, report: QuantReport, x, time_step
                 continue
             base = int(round(v_th * 2.0 ** ee))
             for dth in (0, -1, 1):
-                if base + dth < 0:
+                if base + dth < 0 or (best is not None and best[0] >= 1.0):
                     continue
                 _set_layer(g, syn, neu, w, b, div, ee, base + dth)
-                _, rq = _run(fg, g, x, time_steps, fixed_only=True)
+                _, rq = _run(fg, _ancestors(g, neu.name), x, time_steps, fixed_only=True)
                 agree = float((rq.spike_trains[neu.name].to(ref.dtype) == ref).double().mean())
                 if best is None or agree > best[0] + 1e-12:
                     best = (agree, ee, base + dth, de, dth)
