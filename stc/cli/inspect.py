@@ -11,33 +11,29 @@ import typer
 from .bundle import cli_errors
 
 
-def contract_table(b):
-    """A rich table of the bundle's input contract (stc.runtime.contract) and the fixed
-    graph's input quantisation; says so when the bundle has no contract."""
-    from rich.table import Table
-
+def contract_lines(b) -> list[str]:
+    """The bundle's input contract (stc.runtime.contract) and the fixed graph's input
+    quantisation as text lines; says so when the bundle has no contract."""
     from stc.runtime.contract import contracts_of, input_scales
 
     contracts = contracts_of(b.graph)
     scales = input_scales(b.fixed_graph) if b.fixed_graph is not None else {}
-    t = Table(title="input contract")
-    for col in ("input", "dtype", "shape", "range", "step", "preprocessing", "encoding",
-                "fixed input"):
-        t.add_column(col, overflow="fold")
+    lines = []
     for n in b.graph.inputs():
         c = contracts.get(n.name)
-        fx = (f"round(x * {scales[n.name]:g})" if n.name in scales else
-              "integers as given" if b.fixed_graph is not None else "")
+        fx = (f"; fixed point takes round(x * {scales[n.name]:g})" if n.name in scales else
+              "; fixed point takes integers as given" if b.fixed_graph is not None else "")
         if c is None:
-            t.add_row(n.name, "-", str(list(n.shape)), "not declared (older bundle: input "
-                      "not checked)", "-", "-", "-", fx)
+            lines.append(f"input contract {n.name}: not declared (an older bundle: input is "
+                         f"not checked){fx}")
             continue
         p = c["preprocessing"]
-        pre = (f"x = raw * {p['scale']:g} + {p['offset']:g}, raw in {p['raw_range']} "
+        step = "" if c["step"] is None else f", step {c['step']:g}"
+        pre = (f"x = raw * {p['scale']:g} + {p['offset']:g} for raw in {p['raw_range']} "
                f"({p['description']})" if p["raw_range"] else p["description"])
-        t.add_row(n.name, c["dtype"], str(c["shape"]), str(c["range"]),
-                  "-" if c["step"] is None else f"{c['step']:g}", pre, c["encoding"], fx)
-    return t
+        lines.append(f"input contract {n.name}: {c['dtype']} {c['shape']}, range "
+                     f"{c['range']}{step}, {c['encoding']} encoding; preprocessing: {pre}{fx}")
+    return lines
 
 
 def inspect(
@@ -60,7 +56,8 @@ def inspect(
     for kind in ("inputs", "outputs"):
         for s in m[kind]:
             console.print(f"{kind[:-1]} {s['name']}: {s['datatype']} {s['shape']}")
-    console.print(contract_table(b))
+    for line in contract_lines(b):
+        console.print(line, highlight=False)
     g = b.fixed_graph or b.graph
     table = Table(title=f"layers ({'fixed' if b.fixed_graph else 'float'} graph)")
     for col in ("node", "op", "shape", "neurons", "synapses", "params"):
