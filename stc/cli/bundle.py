@@ -89,6 +89,20 @@ def _load_npy(path: Path, what: str):
                          f"{e}") from None
 
 
+def _read_contract(path: Path) -> dict:
+    import json
+
+    from stc.runtime.contract import validate_contract
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--input-contract file not found: {path}")
+    try:
+        c = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--input-contract {path} is not JSON: {e}") from None
+    return validate_contract("input", c)
+
+
 def calibration_data(model: str, calibration: Path | None, labels: Path | None,
                      record: dict, contract: dict | None):
     """(x, y or None, source text) for fixed-point calibration: the given .npy files, else
@@ -159,6 +173,9 @@ def bundle(
     ] = None,
     labels: Annotated[Path | None, typer.Option(
         "--labels", help="with --calibration: .npy int labels [B] (report accuracy)")] = None,
+    input_contract: Annotated[Path | None, typer.Option(
+        "--input-contract", help="JSON file: the input contract (stc.runtime.contract) for "
+        "a MODEL that records none (module:factory, .nir); overrides a checkpoint's")] = None,
     opt_level: Annotated[int, typer.Option(min=0, max=3, help="optimisation level")] = 2,
     key: Annotated[Path | None, typer.Option(help="Ed25519 private key (PEM) to sign")] = None,
 ) -> None:
@@ -181,6 +198,8 @@ def bundle(
 
             record = read_training_record(model)
         contract = record.get("input_contract")
+        if input_contract is not None:
+            contract = _read_contract(input_contract)
         with console.status("loading model"):
             src, shape, default_name = load_model_source(model, input_shape, dt)
         with console.status("compiling (frontend, passes)"):
