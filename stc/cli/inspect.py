@@ -58,6 +58,14 @@ def inspect(
             console.print(f"{kind[:-1]} {s['name']}: {s['datatype']} {s['shape']}")
     for line in contract_lines(b):
         console.print(line, highlight=False)
+    q = (m.get("metadata", {}).get("passes") or {}).get("quantization") or {}
+    if q.get("samples"):
+        def pct(v):
+            return "n/a" if v is None else f"{100 * v:.2f}%"
+        console.print(f"fixed point calibrated on {q['samples']} samples: float accuracy "
+                      f"{pct(q.get('accuracy_float'))}, fixed accuracy "
+                      f"{pct(q.get('accuracy_fixed'))}, spike agreement "
+                      f"{pct(q.get('overall_agreement'))}", highlight=False)
     g = b.fixed_graph or b.graph
     table = Table(title=f"layers ({'fixed' if b.fixed_graph else 'float'} graph)")
     for col in ("node", "op", "shape", "neurons", "synapses", "params"):
