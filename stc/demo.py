@@ -74,14 +74,15 @@ def train_transformer(workdir: Path, seed: int):
 
 
 def train_mlp(seed: int) -> torch.nn.Sequential:
-    """A 64-MLP_HIDDEN-10 LIF network trained briefly with surrogate gradients. It takes
-    integer pixels (0..16) directly, as the Loihi fixed-point graph does."""
+    """A 64-MLP_HIDDEN-10 LIF network trained briefly with surrogate gradients on the digits
+    as ``stc train`` gives them (float32 in [0, 1]); the fixed-point bundle takes the same
+    float input (its input quantisation, not a weight edit, maps it to integers)."""
     from stc.nn import LIF
     from stc.train import load_digits_split
 
     torch.manual_seed(seed)
     d = load_digits_split(seed=seed)
-    x = (d.x_train.reshape(-1, 64) * 16).round()
+    x = d.x_train.reshape(-1, 64)
     y = d.y_train
     net = torch.nn.Sequential(torch.nn.Linear(64, MLP_HIDDEN), LIF(backend="torch"),
                               torch.nn.Linear(MLP_HIDDEN, 10), LIF(backend="torch"))
@@ -91,38 +92,41 @@ def train_mlp(seed: int) -> torch.nn.Sequential:
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), 64):
             idx = order[i:i + 64]
-            rate = net(x[idx].unsqueeze(0).repeat(MLP_T, 1, 1) / 16).mean(0)
+            rate = net(x[idx].unsqueeze(0).repeat(MLP_T, 1, 1)).mean(0)
             loss = torch.nn.functional.cross_entropy(rate * 10, y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    net.eval()
-    with torch.no_grad():
-        net[0].weight /= 16  # fold the /16 input scaling: the graph takes integer pixels
-    return net
+    return net.eval()
 
 
-def bundle_models(workdir: Path, transformer, mlp) -> Path:
+def bundle_models(workdir: Path, transformer, mlp, seed: int = 0) -> Path:
     """Compile both models and write them into a server repository
     ``<repo>/<name>/<version>/model.stcb``; return the repository folder."""
     from stc.compiler import SpikeCompiler
     from stc.ir.frontends.torch import from_torch
     from stc.passes.quantize import quantize
+    from stc.runtime.contract import attach_contract
+    from stc.train.contract import digits_input_contract
 
     repo = workdir / "repository"
     for name in ("digits_spikformer", "digits_mlp"):
         (repo / name / "1").mkdir(parents=True, exist_ok=True)
     (workdir / "loihi_repository" / "digits_mlp" / "1").mkdir(parents=True, exist_ok=True)
     compiled = SpikeCompiler(target="cpu", time_steps=transformer.config.T).compile(transformer)
+    attach_contract(compiled.graph, digits_input_contract())  # as stc train records it
     path = compiled.save(repo / "digits_spikformer" / "1" / "model.stcb",
                          name="digits_spikformer", version="1")
     console.print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
     from stc.bundle import write_bundle
     from stc.lava import map_graph
+    from stc.train import load_digits_split
 
-    graph = from_torch(mlp, (64,), time_steps=MLP_T, readout="mean")
-    fixed, report = quantize(graph)
+    graph = attach_contract(from_torch(mlp, (64,), time_steps=MLP_T, readout="mean"),
+                            digits_input_contract((64,)))
+    d = load_digits_split(seed=seed)  # calibrate on the held-out split, as stc bundle does
+    fixed, report = quantize(graph, calibration=d.x_test.reshape(-1, 64), labels=d.y_test)
     members = map_graph(fixed).members()
     path = write_bundle(repo / "digits_mlp" / "1" / "model.stcb", graph, name="digits_mlp",
                         version="1", fixed_graph=fixed, numerics="fixed",
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     mlp = train_mlp(args.seed)
 
     _step("2. compile into verified bundles")
-    repo = bundle_models(args.workdir, transformer, mlp)
+    repo = bundle_models(args.workdir, transformer, mlp, args.seed)
 
     _step("3. serve over gRPC (Open Inference Protocol v2) and query every held-out digit")
     server = InferenceServer(ServerConfig(port=0, backend="cpu", max_batch=8), repo)
@@ -218,23 +222,23 @@ def main(argv: list[str] | None = None) -> int:
     _step("4. the Loihi path: fixed point on CPU vs Lava's bit-accurate simulator")
     from stc.runtime import load_bundle
 
-    x_int = np.round(x_test.reshape(len(x_test), 64) * 16).astype(np.float32)
+    x_flat = x_test.reshape(len(x_test), 64)  # the float input the float model takes
     bundle = repo / "digits_mlp" / "1" / "model.stcb"
     loihi_repo = args.workdir / "loihi_repository"
     accs = {}
     for numerics in ("float", "fixed"):
         exe = load_bundle(bundle, backend="cpu", numerics=numerics)
-        (out,) = exe.infer({exe.inputs[0].name: x_int}).values()
+        (out,) = exe.infer({exe.inputs[0].name: x_flat}).values()
         accs[numerics] = float((out.argmax(1) == y_test).mean())
         if numerics == "fixed":
             fixed_out = out
         exe.close()
-    n = min(args.lava_samples, len(x_int))
+    n = min(args.lava_samples, len(x_flat))
     server = InferenceServer(ServerConfig(port=0, backend="lava-sim", numerics="fixed"),
                              loihi_repo)
     port = server.start()
     try:
-        lava_out, lava_lat = query(f"127.0.0.1:{port}", "digits_mlp", x_int[:n])
+        lava_out, lava_lat = query(f"127.0.0.1:{port}", "digits_mlp", x_flat[:n])
     finally:
         server.stop(grace=2.0)
     same = bool(np.array_equal(lava_out, fixed_out[:n]))

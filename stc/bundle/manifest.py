@@ -9,6 +9,12 @@ Schema (version 1), every key required unless marked optional:
     fixed_graph: IR dict | null          members: {name: {"sha256": hex, "size": int}}
     metadata: object (optional; e.g. the quantisation report)
     selftest: object (optional; reference inputs/outputs, stc.bundle.selftest)
+
+Input contract (optional, stc.runtime.contract): ``graph.metadata.input_contract`` = {input
+name: {dtype, shape, range, step, preprocessing, encoding}}, and in a fixed graph also
+``fixed_graph.metadata.input_quant`` = {input name: {"scale": s}}; both are validated here.
+A bundle without them (written before contracts) loads as before: its inputs are not
+checked and its fixed graph takes integer input.
 """
 
 from __future__ import annotations
@@ -63,6 +69,33 @@ def _specs(key: str, v: object) -> None:
             raise BundleError(f"manifest {key}[{i}].shape must be ints > 0 or -1")
 
 
+def _contract_meta(m: dict) -> None:
+    """Validate the optional input contract / input quantisation in the graphs' metadata."""
+    from stc.runtime.contract import validate_contract
+
+    for key in ("graph", "fixed_graph"):
+        g = m[key]
+        meta = g.get("metadata") if isinstance(g, dict) else None
+        if not isinstance(meta, dict):
+            continue
+        ic = meta.get("input_contract")
+        if ic is not None:
+            if not isinstance(ic, dict):
+                raise BundleError(f"manifest {key}.metadata.input_contract must be an object")
+            for name, c in ic.items():
+                try:
+                    validate_contract(name, c)
+                except ValueError as e:
+                    raise BundleError(f"manifest {key}.metadata: {e}") from None
+        iq = meta.get("input_quant")
+        if iq is not None and (not isinstance(iq, dict) or not all(
+                isinstance(v, dict) and set(v) == {"scale"}
+                and isinstance(v["scale"], (int, float)) and not isinstance(v["scale"], bool)
+                and v["scale"] > 0 for v in iq.values())):
+            raise BundleError(f"manifest {key}.metadata.input_quant must be {{input: "
+                              "{scale: number > 0}}")
+
+
 def parse_manifest(data: bytes) -> dict:
     """Parse and validate manifest bytes; returns the dict.
 
@@ -104,6 +137,7 @@ def parse_manifest(data: bytes) -> dict:
         raise BundleError("manifest graph must be an IR object")
     if m["fixed_graph"] is not None and not isinstance(m["fixed_graph"], dict):
         raise BundleError("manifest fixed_graph must be an IR object or null")
+    _contract_meta(m)
     if m["numerics"] == "fixed" and m["fixed_graph"] is None:
         raise BundleError("manifest numerics is 'fixed' but fixed_graph is null")
     mem = m["members"]

@@ -79,6 +79,85 @@ def load_model_source(model: str, input_shape: str | None, dt: float | None):
                             "module:factory")
 
 
+def _load_npy(path: Path, what: str):
+    import numpy as np
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{what} file {path} is not a .npy array (numpy.save, no pickles): "
+                         f"{e}") from None
+
+
+def _read_contract(path: Path) -> dict:
+    import json
+
+    from stc.runtime.contract import validate_contract
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--input-contract file not found: {path}")
+    try:
+        c = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--input-contract {path} is not JSON: {e}") from None
+    return validate_contract("input", c)
+
+
+def calibration_data(model: str, calibration: Path | None, labels: Path | None,
+                     record: dict, contract: dict | None):
+    """(x, y or None, source text) for fixed-point calibration: the given .npy files, else
+    the held-out split of the dataset recorded in the checkpoint, else (None, None, reason).
+
+    Raises:
+        ValueError: --labels without --calibration; a file that is not a .npy array; data
+            outside the input contract's range (named).
+    """
+    from stc.runtime.contract import apply_contract
+
+    if labels is not None and calibration is None:
+        raise ValueError("--labels needs --calibration (the samples the labels belong to)")
+    if calibration is not None:
+        x = _load_npy(calibration, "--calibration")
+        y = None if labels is None else _load_npy(labels, "--labels")
+        if contract is not None:
+            apply_contract("calibration", x, contract)
+        return x, y, f"{calibration} ({len(x)} samples)"
+    if record.get("dataset"):
+        from stc.train.contract import heldout_split
+
+        x, y = heldout_split(record["dataset"])
+        return x, y, f"held-out split of {record['dataset']['name']} ({len(x)} samples)"
+    return None, None, f"none (MODEL {model!r} records no dataset; pass --calibration)"
+
+
+def quant_table(report: dict, source: str):
+    """A rich table of a quantisation report: per-layer exponent, threshold and spike
+    agreement; float / fixed accuracy and output agreement on the calibration samples."""
+    from rich.table import Table
+
+    t = Table(title=f"fixed point on {source}")
+    for col in ("layer", "neuron", "exponent", "v_th_mant", "calibrated", "spike agreement"):
+        t.add_column(col, justify="right" if col not in ("layer", "neuron") else "left",
+                     overflow="fold")
+    agree = report.get("spike_agreement", {})
+    for la in report["layers"]:
+        cal = report.get("calibrated", {}).get(la["name"])
+        t.add_row(la["name"], la["neuron"], str(la["exponent"]), str(la["v_th_mant"]),
+                  "" if cal is None else f"e{cal['exponent_shift']:+d} th{cal['v_th_delta']:+d}",
+                  "" if la["neuron"] not in agree else f"{agree[la['neuron']]:.4f}")
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.2f}%"
+    t.caption = (f"input scale {report.get('input_scale')}; {report.get('samples', 0)} "
+                 f"samples: float accuracy {pct(report.get('accuracy_float'))}, fixed "
+                 f"accuracy {pct(report.get('accuracy_fixed'))}, output agreement "
+                 f"{pct(report.get('output_agreement'))}, spike agreement "
+                 f"{pct(report.get('overall_agreement'))}")
+    return t
+
+
 def bundle(
     model: Annotated[str, typer.Argument(help="checkpoint dir, file.nir or module:factory")],
     output: Annotated[Path, typer.Option("--output", "-o", help="bundle file to write")],
@@ -90,29 +169,57 @@ def bundle(
     dt: Annotated[float | None, typer.Option(help="NIR time step (seconds)")] = None,
     fixed: Annotated[bool, typer.Option("--fixed/--float",
                                         help="also quantise to Loihi fixed point")] = False,
+    calibration: Annotated[Path | None, typer.Option(
+        "--calibration", help="with --fixed: .npy samples [B, *input shape] in the float "
+        "model's input space to calibrate on (default: the checkpoint's held-out split)")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="with --calibration: .npy int labels [B] (report accuracy)")] = None,
+    input_contract: Annotated[Path | None, typer.Option(
+        "--input-contract", help="JSON file: the input contract (stc.runtime.contract) for "
+        "a MODEL that records none (module:factory, .nir); overrides a checkpoint's")] = None,
     opt_level: Annotated[int, typer.Option(min=0, max=3, help="optimisation level")] = 2,
     signing_key: options.SigningKey = None,
     time_steps: Annotated[int | None, options.deprecated("--time-steps", "--timesteps")] = None,
     key: Annotated[Path | None, options.deprecated("--key", "--signing-key")] = None,
 ) -> None:
-    """Compile MODEL and write a .stcb bundle (signed with --signing-key)."""
+    """Compile MODEL and write a .stcb bundle (signed with --signing-key). A checkpoint's input
+    contract (stc train) is carried; with --fixed the fixed graph takes the same float input
+    and is calibrated on real samples (a table shows float vs fixed accuracy)."""
     timesteps, key = options.pick(timesteps, time_steps), options.pick(signing_key, key)
     with cli_errors(check_code=2):
         from rich.console import Console
 
         from stc.compiler import SpikeCompiler
+        from stc.passes.quantize import quantize
+        from stc.runtime.contract import attach_contract
 
         console = Console(stderr=True)
+        if not fixed and (calibration is not None or labels is not None):
+            raise ValueError("--calibration / --labels need --fixed")
+        record: dict = {}
+        if Path(model).is_dir():
+            from stc.train.contract import read_training_record
+
+            record = read_training_record(model)
+        contract = record.get("input_contract")
+        if input_contract is not None:
+            contract = _read_contract(input_contract)
         with console.status("loading model"):
             src, shape, default_name = load_model_source(model, input_shape, dt)
-        level = max(opt_level, 3) if fixed else opt_level
         with console.status("compiling (frontend, passes)"):
-            compiled = SpikeCompiler("cpu", level, timesteps).compile(src, shape, dt=dt)
+            compiled = SpikeCompiler("cpu", min(opt_level, 2), timesteps).compile(
+                src, shape, dt=dt)
+        if contract is not None:
+            attach_contract(compiled.graph, contract)
+        if fixed or opt_level == 3:
+            x, y, source = calibration_data(model, calibration, labels, record, contract)
+            with console.status(f"quantising, calibrating on {source}"):
+                compiled.fixed_graph, rep = quantize(compiled.graph, calibration=x, labels=y)
+            compiled.reports["quantization"] = rep.to_dict()
+            console.print(quant_table(rep.to_dict(), source))
         with console.status("writing bundle"):
             path = compiled.save(output, name=name or default_name, version=version,
                                  private_key=key)
-        q = compiled.reports.get("quantization")
-        if q:
-            typer.echo(f"fixed point: spike agreement {q['overall_agreement']:.4f} on the probe")
         typer.echo(f"wrote {path} ({path.stat().st_size} bytes"
                    f"{', signed' if key else ''})")

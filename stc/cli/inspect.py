@@ -12,6 +12,31 @@ from . import options
 from .bundle import cli_errors
 
 
+def contract_lines(b) -> list[str]:
+    """The bundle's input contract (stc.runtime.contract) and the fixed graph's input
+    quantisation as text lines; says so when the bundle has no contract."""
+    from stc.runtime.contract import contracts_of, input_scales
+
+    contracts = contracts_of(b.graph)
+    scales = input_scales(b.fixed_graph) if b.fixed_graph is not None else {}
+    lines = []
+    for n in b.graph.inputs():
+        c = contracts.get(n.name)
+        fx = (f"; fixed point takes round(x * {scales[n.name]:g})" if n.name in scales else
+              "; fixed point takes integers as given" if b.fixed_graph is not None else "")
+        if c is None:
+            lines.append(f"input contract {n.name}: not declared (an older bundle: input is "
+                         f"not checked){fx}")
+            continue
+        p = c["preprocessing"]
+        step = "" if c["step"] is None else f", step {c['step']:g}"
+        pre = (f"x = raw * {p['scale']:g} + {p['offset']:g} for raw in {p['raw_range']} "
+               f"({p['description']})" if p["raw_range"] else p["description"])
+        lines.append(f"input contract {n.name}: {c['dtype']} {c['shape']}, range "
+                     f"{c['range']}{step}, {c['encoding']} encoding; preprocessing: {pre}{fx}")
+    return lines
+
+
 def inspect(
     bundle: Annotated[Path, typer.Argument(help="the .stcb file")],
     public_key: options.PublicKey = None,
@@ -40,6 +65,16 @@ def inspect(
     for kind in ("inputs", "outputs"):
         for s in m[kind]:
             console.print(f"{kind[:-1]} {s['name']}: {s['datatype']} {s['shape']}")
+    for line in contract_lines(b):
+        console.print(line, highlight=False)
+    q = (m.get("metadata", {}).get("passes") or {}).get("quantization") or {}
+    if q.get("samples"):
+        def pct(v):
+            return "n/a" if v is None else f"{100 * v:.2f}%"
+        console.print(f"fixed point calibrated on {q['samples']} samples: float accuracy "
+                      f"{pct(q.get('accuracy_float'))}, fixed accuracy "
+                      f"{pct(q.get('accuracy_fixed'))}, spike agreement "
+                      f"{pct(q.get('overall_agreement'))}", highlight=False)
     g = b.fixed_graph or b.graph
     table = Table(title=f"layers ({'fixed' if b.fixed_graph else 'float'} graph)")
     table.add_column("node", overflow="fold")

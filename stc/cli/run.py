@@ -25,8 +25,14 @@ def run(
                                                ".npy file or a folder of them)")] = "local",
     actors: Annotated[int, typer.Option(help="with --engine ray: Ray actors")] = 2,
     batch_size: Annotated[int, typer.Option(help="with --engine ray: rows per batch")] = 256,
+    input_policy: Annotated[str, typer.Option(
+        "--input-policy", help="reject (default: input outside the bundle's input contract "
+        "is an error naming the range) | preprocess (apply the contract's declared "
+        "preprocessing to raw input first)")] = "reject",
 ) -> None:
-    """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates."""
+    """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates.
+    The input is held against the bundle's input contract (``stc inspect`` shows it); fixed
+    numerics on every backend take the float model's input (quantised at the boundary)."""
     device, backend = options.split_backend(device, backend, default_device="cpu")
     key = options.pick(public_key, key)
     from stc.serve_ray.cli import check_engine, run_with_ray
@@ -43,8 +49,13 @@ def run(
         if not input.is_file():
             raise FileNotFoundError(f"input file not found: {input}")
         x = np.load(input, allow_pickle=False)
+        from stc.runtime.contract import POLICIES
+
+        if input_policy not in POLICIES:
+            raise ValueError(f"--input-policy must be one of {', '.join(POLICIES)}, got "
+                             f"{input_policy!r}")
         exe = load_bundle(bundle, device=device, numerics=numerics, public_key=key,
-                          kernel_backend=backend)
+                          kernel_backend=backend, input_policy=input_policy)
     with cli_errors(check_code=2):
         try:
             if device in ("lava-sim", "loihi"):  # seconds per sample: show that it works

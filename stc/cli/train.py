@@ -54,6 +54,7 @@ def train(
 
     from stc.models import create_model, list_presets
     from stc.train import TrainConfig, load_digits_split, save_checkpoint, train_model
+    from stc.train.contract import training_record
 
     console = Console()
     if model not in list_presets():
@@ -134,7 +135,8 @@ def train(
                                            "train_seconds": result.seconds,
                                            "best_epoch": result.best_epoch,
                                            "best_val_accuracy": result.best_val_accuracy,
-                                           "history": result.history})
+                                           "history": result.history,
+                                           **training_record(seed)})
     console.print(f"saved {target}")
     from stc.bench.plots import firing_rates_figure, training_curves
 

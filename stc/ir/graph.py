@@ -143,11 +143,13 @@ class Graph:
         """Check the graph and sort it topologically (in place); returns self.
 
         Checks: unique names, known inputs, arity, no cycles, parameter slots present in
-        ``tensors`` (if ``check_tensors``), and every node's shape equal to the shape inferred
-        from its inputs and parameters (stc.ir.shapes).
+        ``tensors`` (if ``check_tensors``), every node's shape equal to the shape inferred
+        from its inputs and parameters (stc.ir.shapes), and (if ``check_tensors``) that
+        integer Linear/Conv2d weights are ones Lava's Dense keeps unchanged
+        (:func:`loihi_weight_problem`).
 
         Raises:
-            GraphError: naming the node and the problem.
+            GraphError: naming the node and the problem (for weights: the offending values).
         """
         from .shapes import infer_shape
 
@@ -173,6 +175,10 @@ class Graph:
                     raise GraphError(f"node {n.name!r} ({n.OP}): unknown parameter {slot!r}")
                 if check_tensors and key not in self.tensors:
                     raise GraphError(f"node {n.name!r}: missing tensor {key!r} ({slot})")
+            if check_tensors and n.OP in ("Linear", "Conv2d") and "weight" in n.params:
+                problem = loihi_weight_problem(self.tensors[n.params["weight"]])
+                if problem:
+                    raise GraphError(f"node {n.name!r} ({n.OP}): {problem}")
         self.nodes = _toposort(self.nodes)
         temporal: dict[str, bool] = {}
         for n in self.nodes:
@@ -222,6 +228,34 @@ def _temporal(n: Node, ins: list[bool]) -> bool:
     if n.OP == "TimeMean":
         return False
     return any(ins)
+
+
+def loihi_weight_problem(w) -> str | None:
+    """Why Lava's fixed-point Dense would change the integer weights ``w`` (None when it
+    keeps them, or when ``w`` is floating point: a float layer, e.g. the host readout).
+
+    Lava 0.10 (lava/proc/dense/models.py with lava/utils/weightutils.py, num_weight_bits 8)
+    determines a sign mode from the whole matrix (all >= 0: excitatory, all <= 0:
+    inhibitory, else mixed), clips to [0, 255], [-255, 0] or [-256, 255], and for mixed signs
+    drops the lowest bit ((w >> 1) << 1). So the weights Lava keeps are: integers in [0, 255]
+    (all >= 0), in [-255, 0] (all <= 0), or even integers in [-256, 254] (mixed signs).
+    """
+    if not isinstance(w, torch.Tensor) or w.is_floating_point() or w.numel() == 0:
+        return None
+    w = w.to(torch.int64)
+    lo, hi = int(w.min()), int(w.max())
+    if lo >= 0:
+        bad, rule = w > 255, "all >= 0: integers in [0, 255]"
+    elif hi <= 0:
+        bad, rule = w < -255, "all <= 0: integers in [-255, 0]"
+    else:
+        bad = (w < -256) | (w > 254) | (w % 2 != 0)
+        rule = "mixed signs: even integers in [-256, 254] (Lava drops the lowest bit)"
+    if not bool(bad.any()):
+        return None
+    vals = sorted({int(v) for v in w[bad].unique()[:8]})
+    return (f"{int(bad.sum())} integer weight(s) Lava's Dense would change, e.g. {vals}; "
+            f"Loihi holds {rule}")
 
 
 def _toposort(nodes: list[Node]) -> list[Node]:

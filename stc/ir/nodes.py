@@ -203,9 +203,12 @@ class CubaLIF(Node):
 @dataclass(kw_only=True)
 class LoihiCubaLIF(Node):
     """Loihi 2 fixed-point CUBA LIF (Lava fixed_pt, shared/reference/lava.md), per step:
-        u = (u * (4096 - i_decay)) >> 12 + (a << 6)
-        v = (v * (4096 - v_decay)) >> 12 + u + (bias << 6)
-        s = v > (v_th_mant << 6); v = 0 where s.   u wraps at 24 bits, v saturates.
+        u = trunc(u * (4096 - i_decay) / 4096) + (a << 6)
+        v = trunc(v * (4096 - v_decay) / 4096) + u + (bias << bias_exp)
+        s = v > (v_th_mant << 6); v = 0 where s.
+    The decays round toward zero (sign(y) * (|y| >> 12), as Lava does; not an arithmetic
+    shift, which rounds negative values down). u wraps at 24 bits (two's complement), v
+    saturates at +-2**23.
     The bias is shifted by ``bias_exp`` (6 as netx; 0 for stc.passes.quantize's tie offset).
     ``a`` is the integer synaptic input of the preceding layer (same step: delay-free timing).
     Optional slot ``bias`` [shape] int32."""

@@ -205,10 +205,15 @@ class LavaExecutable:
     (residual adds, attention: ``stc.lava.network``) returns its host readout's outputs (e.g.
     logits [B, classes]), computed from the integer values Lava emits.
     ``last_spike_count``: output spikes (sum of the values read back) of the last call.
+
+    ``graph`` (the fixed graph that was mapped, optional): its input contract is checked and
+    its input quantisation (``round(x * scale)``, stc.runtime.contract) applied to each batch
+    before Lava sees it, exactly as ``stc.runtime.Executable`` does in fixed numerics, so the
+    float model's input works here too. Without it the input must already be integers.
     """
 
     def __init__(self, mapping, backend: str = "lava-sim", name: str = "model",
-                 version: str = "1") -> None:
+                 version: str = "1", graph=None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "loihi":
@@ -225,6 +230,7 @@ class LavaExecutable:
         self.name, self.version = name, version
         self.last_spike_count = 0
         self._dir = None
+        self._io_graph = graph
         pg = mapping.process_graph
         if pg is not None:  # residual / attention graph: a Lava process graph
             self._pg = pg
@@ -257,18 +263,25 @@ class LavaExecutable:
         """Run one batch; see the class docstring.
 
         Raises:
-            ValueError: missing input, wrong shape or non-integer values.
+            ValueError: missing input, wrong shape, input outside the graph's input contract,
+            or non-integer values (a graph without input quantisation).
         """
         spec = self.inputs[0]
         if spec.name not in inputs:
             raise ValueError(f"missing input {spec.name!r}; expected shape {spec.shape}")
+        from stc.runtime.contract import input_scales, prepare_inputs, quantize_input
+
+        if self._io_graph is not None:  # the contract; the scale follows per path
+            inputs = prepare_inputs(self._io_graph, inputs)
         x = np.asarray(inputs[spec.name])
-        if self._pg is not None:
+        if self._pg is not None:  # run_process_graph applies pg.input_scale
             from .network import run_process_graph
 
             vals, outs = run_process_graph(self._pg, x, hardware=self.backend == "loihi")
             self.last_spike_count = int(vals.sum())
             return outs
+        if self._io_graph is not None:
+            x = quantize_input(x, input_scales(self._io_graph).get(spec.name))
         if not self._temporal:
             x = np.repeat(x[:, None], self._T, axis=1)
         run = run_lava_sim if self.backend == "lava-sim" else run_loihi
@@ -304,22 +317,23 @@ def load_lava_executable(bundle_or_path, backend: str = "lava-sim") -> LavaExecu
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "loihi":
         require_loihi()
-    name, version = "model", "1"
+    name, version, graph = "model", "1", None
     if isinstance(bundle_or_path, LoihiMapping):
         mapping = bundle_or_path
     elif hasattr(bundle_or_path, "nodes") and hasattr(bundle_or_path, "tensors"):
-        mapping = map_graph(bundle_or_path)
+        graph = bundle_or_path
+        mapping = map_graph(graph)
     elif isinstance(bundle_or_path, (str, os.PathLike)):
-        mapping, name, version = _read_bundle_graph(bundle_or_path)
+        mapping, name, version, graph = _read_bundle_graph(bundle_or_path)
     else:
         raise TypeError("bundle_or_path must be a LoihiMapping, an stc.ir.Graph or a bundle "
                         f"path, got {type(bundle_or_path).__name__}")
-    return LavaExecutable(mapping, backend, name=name, version=version)
+    return LavaExecutable(mapping, backend, name=name, version=version, graph=graph)
 
 
 def _read_bundle_graph(path):
-    """(mapping, name, version) of a bundle: its fixed-point graph mapped again; a stored
-    ``loihi/network.net`` must equal that mapping's export (else BundleError)."""
+    """(mapping, name, version, fixed graph) of a bundle: its fixed-point graph mapped again; a
+    stored ``loihi/network.net`` must equal that mapping's export (else BundleError)."""
     from stc.bundle import read_bundle
     from stc.errors import BundleError
 
@@ -334,7 +348,7 @@ def _read_bundle_graph(path):
     stored = b.extra_members.get(NETX_MEMBER)
     if stored is not None and stored != mapping.netx_bytes:
         raise BundleError(f"bundle {path}: {NETX_MEMBER} does not match its fixed graph")
-    return mapping, b.name, b.version
+    return mapping, b.name, b.version, graph
 
 
 __all__ = ["run_lava_sim", "run_loihi", "load_lava_executable", "LavaExecutable",

@@ -81,6 +81,7 @@ class ProcessGraph:
     input_shape: tuple[int, ...]
     readout: object  # stc.ir.Graph
     output_names: list[str]
+    input_scale: float | None = None  # the fixed graph's input quantisation (contract.py)
 
     @property
     def latency(self) -> int:
@@ -158,6 +159,7 @@ def build_process_graph(graph) -> ProcessGraph:
             on-chip values read by the host readout, several inputs).
     """
     from stc.passes.quantize import _host_readout
+    from stc.runtime.contract import input_scales
 
     try:
         graph.verify(check_tensors=True)
@@ -274,7 +276,8 @@ def build_process_graph(graph) -> ProcessGraph:
                         boundary_shape=tuple(int(s) for s in graph.node(boundary).shape),
                         time_steps=T, temporal_input=bool(inp.temporal), input_name=inp.name,
                         input_shape=tuple(int(s) for s in inp.shape), readout=readout,
-                        output_names=[o.name for o in graph.outputs()])
+                        output_names=[o.name for o in graph.outputs()],
+                        input_scale=input_scales(graph).get(inp.name))
 
 
 def _instantiate(pg: ProcessGraph, T: int):
@@ -338,8 +341,10 @@ def run_process_graph(pg: ProcessGraph, x: np.ndarray, *, hardware: bool = False
 
     Args:
         pg: from :func:`build_process_graph`.
-        x: integer input [B, *input_shape] (repeated over T) or [B, T, *input_shape] for a
-            temporal input; non-negative values below 2**23.
+        x: input [B, *input_shape] (repeated over T) or [B, T, *input_shape] for a
+            temporal input: the float model's input when the graph has an input quantisation
+            (``pg.input_scale``: round(x * scale) is applied here, as stc.runtime does), else
+            integers; non-negative values below 2**23 after that.
         hardware: Loihi2HwCfg instead of the simulator (needs lava-loihi; not validated).
 
     Returns:
@@ -349,10 +354,12 @@ def run_process_graph(pg: ProcessGraph, x: np.ndarray, *, hardware: bool = False
     Raises:
         TypeError / ValueError: bad ``x``. Any Lava error, after Lava has been stopped.
     """
+    from stc.runtime.contract import quantize_input
+
     from .executor import _check_input
     from .processes.common import run_process_graph as run_lava
 
-    xa = np.asarray(x)
+    xa = quantize_input(np.asarray(x), pg.input_scale)
     if not pg.temporal_input:
         if xa.ndim != 1 + len(pg.input_shape):
             raise ValueError(f"x must have shape [B, {', '.join(map(str, pg.input_shape))}], "

@@ -12,6 +12,7 @@ import torch
 from stc.errors import UnsupportedTargetError, check_choice
 from stc.ir import Graph
 
+from .contract import POLICIES, contracts_of, prepare_inputs
 from .interpreter import RunResult, execute
 
 BACKENDS = ("cpu", "gpu", "lava-sim", "loihi")  # the devices a bundle runs on
@@ -49,9 +50,16 @@ class Executable:
         device: "cpu" | "cuda". numerics: "float" | "fixed".
         kernel_backend: stc.kernels backend; default "auto" on cuda, "torch" on cpu.
         cuda_graphs: allow CUDA-graph replay for small batches on cuda.
+        input_policy: "reject" (default) | "preprocess": how inputs are held against the
+            graph's input contract (stc.runtime.contract; no contract: not checked). With
+            numerics="fixed" the fixed graph's input quantisation (round(x * scale),
+            ``graph.metadata["input_quant"]``) is applied here, before the interpreter, so a
+            fixed graph takes the float model's input.
 
     Raises:
-        ValueError: unknown numerics or device. UnsupportedTargetError: cuda without CUDA.
+        ValueError: unknown numerics, device or input_policy. UnsupportedTargetError: cuda
+            without CUDA. stc.ir.GraphError: numerics="fixed" on integer weights Loihi cannot
+            hold (Graph.verify).
     """
 
     CUDA_GRAPH_MAX_BATCH = 8
@@ -60,8 +68,12 @@ class Executable:
                  inputs: list[TensorSpec] | None = None,
                  outputs: list[TensorSpec] | None = None, device: str = "cpu",
                  numerics: str = "float", kernel_backend: str | None = None,
-                 cuda_graphs: bool = True) -> None:
+                 cuda_graphs: bool = True, input_policy: str = "reject") -> None:
         check_choice("numerics", numerics, ("float", "fixed"))
+        check_choice("input_policy", input_policy, POLICIES)
+        if numerics == "fixed":
+            graph.verify()  # rejects integer weights Lava's Dense would change
+        self.input_policy = input_policy
         check_choice("device", device, ("cpu", "cuda"))
         if device == "cuda" and not torch.cuda.is_available():
             raise UnsupportedTargetError("device 'gpu' needs CUDA, but torch.cuda.is_available()"
@@ -91,9 +103,12 @@ class Executable:
             record_spikes: bool = False) -> RunResult:
         """Run on batch-first inputs; returns a RunResult with T-first outputs.
 
+        Inputs are first held against the input contract (``input_policy``) and, in fixed
+        numerics, quantised at the boundary (stc.runtime.contract.prepare_inputs).
+
         Raises:
-            ValueError: unknown/missing input names, wrong shapes or dtypes; RuntimeError
-            after close().
+            ValueError: unknown/missing input names, wrong shapes or dtypes, input outside
+            the contract's range; RuntimeError after close().
         """
         if self._closed:
             raise RuntimeError(f"executable {self.name!r} is closed")
@@ -103,6 +118,8 @@ class Executable:
         extra = set(inputs) - set(want)
         if extra:
             raise ValueError(f"unknown input(s) {sorted(extra)}; expected {sorted(want)}")
+        inputs = prepare_inputs(self.graph, inputs, policy=self.input_policy,
+                                fixed=self.numerics == "fixed")
         feeds = {}
         for name, node in want.items():
             if name not in inputs:
@@ -189,7 +206,7 @@ class Executable:
 
 def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | None = None,
                 public_key: object = None, kernel_backend: str | None = None,
-                backend: str | None = None) -> Executable:
+                backend: str | None = None, input_policy: str = "reject") -> Executable:
     """Load and verify a ``.stcb`` bundle, then bind it to a device.
 
     Args:
@@ -207,6 +224,12 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
             gpu and "torch" on cpu.
         backend: deprecated alias of ``device`` (its name before the CLI vocabulary was
             unified; removed in stc 0.3). Emits a DeprecationWarning.
+        input_policy: "reject" (default: input outside the bundle's input contract raises
+            ValueError naming the range) | "preprocess" (apply the contract's declared
+            preprocessing to raw input first). Bundles without a contract (written before
+            contracts existed) are not checked. Fixed numerics, on every backend, take the
+            float model's input: the fixed graph's input quantisation is applied at the
+            boundary (stc.runtime.contract).
 
     Returns:
         Executable with name, version, inputs, outputs (TensorSpec), infer(), close().
@@ -234,6 +257,7 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
     device = DEVICE_ALIASES.get(device, device) if device is not None else "cpu"
     check_choice("device", device, DEVICES + tuple(DEVICE_ALIASES))
     backend = device  # the name used below
+    check_choice("input_policy", input_policy, POLICIES)
     if numerics is not None:
         check_choice("numerics", numerics, ("float", "fixed"))
     bundle = read_bundle(path, public_key=public_key)
@@ -251,8 +275,11 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
         del load_lava_executable  # runs in the worker: Lava cannot fork from a threaded server
         from stc.lava.isolated import IsolatedLavaExecutable
 
-        return IsolatedLavaExecutable(bundle.fixed_graph, backend, name=bundle.name,
-                                      version=bundle.version)
+        inner = IsolatedLavaExecutable(bundle.fixed_graph, backend, name=bundle.name,
+                                       version=bundle.version)
+        if not contracts_of(bundle.fixed_graph):
+            return inner  # no contract (an older bundle): nothing to check
+        return ContractGuard(inner, bundle.fixed_graph, input_policy)
     mode = numerics or bundle.manifest["numerics"]
     if mode == "fixed":
         if bundle.fixed_graph is None:
@@ -267,4 +294,25 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
                       for s in bundle.manifest[key]]
     return Executable(graph, name=bundle.name, version=bundle.version, inputs=specs["inputs"],
                       outputs=specs["outputs"], device="cuda" if backend == "gpu" else "cpu",
-                      numerics=mode, kernel_backend=kernel_backend)
+                      numerics=mode, kernel_backend=kernel_backend, input_policy=input_policy)
+
+
+class ContractGuard:
+    """Wraps an executable that runs elsewhere (the Lava worker): holds each batch against
+    ``graph``'s input contract with ``policy`` in this process (so a bad batch never reaches
+    the worker); the worker's LavaExecutable applies the input quantisation. Delegates
+    ``name``, ``version``, ``inputs``, ``outputs``, ``last_spike_count`` and ``close``."""
+
+    def __init__(self, inner, graph: Graph, policy: str = "reject") -> None:
+        self._inner, self._graph, self._policy = inner, graph, policy
+
+    def __getattr__(self, item):
+        return getattr(self._inner, item)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Check (or preprocess) ``inputs`` against the contract, then run them."""
+        return self._inner.infer(prepare_inputs(self._graph, inputs, policy=self._policy))
+
+    def close(self) -> None:
+        """Close the wrapped executable."""
+        self._inner.close()

@@ -125,3 +125,59 @@ def test_bundle_nir_file(work):
     assert r.exit_code == 0, r.output
     # v = 0.5 v + 0.5 x > 0.4 fires every step for the driven neuron only
     np.testing.assert_array_equal(np.load(work / "y.npy")[0], [[0, 0, 1]] * 4)
+
+
+def test_bundle_fixed_calibration_table_and_bad_calibration_files(work):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (24, 1, 4, 4)).astype(np.float32)  # spikes: integer input
+    np.save(work / "cal.npy", x)
+    np.save(work / "lab.npy", rng.integers(0, 3, 24))
+    r = invoke("bundle", "cli_test_net:make", "-o", work / "c.stcb", "--input-shape", "1,4,4",
+               "--fixed", "--calibration", work / "cal.npy", "--labels", work / "lab.npy")
+    assert r.exit_code == 0, r.output
+    assert "24 samples" in r.output and "fixed accuracy" in r.output
+    bad = {"wrong shape": (rng.random((4, 16)).astype(np.float32), None),
+           "labels length": (x, rng.integers(0, 3, 5)),
+           "labels dtype": (x, rng.random(24))}
+    for what, (cal, lab) in bad.items():
+        np.save(work / "bad.npy", cal)
+        args = ["--calibration", work / "bad.npy"]
+        if lab is not None:
+            np.save(work / "badlab.npy", lab)
+            args += ["--labels", work / "badlab.npy"]
+        r = invoke("bundle", "cli_test_net:make", "-o", work / "bad.stcb", "--input-shape",
+                   "1,4,4", "--fixed", *args)
+        assert r.exit_code == 2, (what, r.output)
+        assert ("shape [B, 1, 4, 4]" in r.output if what == "wrong shape"
+                else "labels must be integer class ids of shape [24]" in r.output), r.output
+        assert not (work / "bad.stcb").exists()
+    r = invoke("bundle", "cli_test_net:make", "-o", work / "bad.stcb", "--input-shape",
+               "1,4,4", "--labels", work / "lab.npy", "--fixed")
+    assert r.exit_code == 2 and "--labels needs --calibration" in r.output
+
+
+def test_checkpoint_contract_is_carried_shown_and_enforced(work):
+    from stc.models import create_model
+    from stc.train import save_checkpoint
+    from stc.train.contract import training_record
+
+    torch.manual_seed(0)
+    save_checkpoint(create_model("spikformer_tiny", backend="torch"), work / "ck",
+                    metadata=training_record(seed=0))
+    r = invoke("bundle", work / "ck", "-o", work / "ck.stcb")
+    assert r.exit_code == 0, r.output
+    r = invoke("inspect", work / "ck.stcb")
+    assert r.exit_code == 0 and "input contract" in r.output and "[0.0, 1.0]" in r.output
+    raw = np.random.default_rng(0).integers(0, 17, (2, 1, 8, 8)).astype(np.float64)
+    raw[0, 0, 0, 0] = 16.0
+    np.save(work / "raw.npy", raw)
+    r = invoke("run", work / "ck.stcb", "-i", work / "raw.npy", "-o", work / "out.npy")
+    assert r.exit_code == 2 and "expects values in [0, 1]" in r.output
+    assert not (work / "out.npy").exists()
+    r = invoke("run", work / "ck.stcb", "-i", work / "raw.npy", "--input-policy", "preprocess",
+               "-o", work / "out.npy")
+    assert r.exit_code == 0, r.output
+    np.save(work / "x.npy", (raw / 16).astype(np.float32))
+    r = invoke("run", work / "ck.stcb", "-i", work / "x.npy", "-o", work / "ref.npy")
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(np.load(work / "out.npy"), np.load(work / "ref.npy"))

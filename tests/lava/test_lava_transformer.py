@@ -73,3 +73,27 @@ def test_float_graph_is_refused_by_name():
     g, _, _ = _fixed("spikformer_tiny")
     with pytest.raises(MappingError, match=r"block0\.attn"):
         build_process_graph(g)
+
+
+def test_float_input_through_the_process_graph_equals_cpu_fixed():
+    """The float model's input (digits in [0, 1], the digits contract): the fixed graph's
+    input quantisation is applied by run_process_graph as by the runtime's Executable."""
+    from stc.runtime import Executable
+    from stc.runtime.contract import attach_contract
+    from stc.train.contract import digits_input_contract
+
+    g, _ = fold_batchnorm(from_model(active_model("spikformer_tiny")))
+    attach_contract(g, digits_input_contract())
+    x = pixels(8, seed=3) / 16  # multiples of 1/16 in [0, 1]
+    q, report = quantize(g, calibration=x, search=False)
+    assert report.input_scale == 16.0
+    pg = build_process_graph(q)
+    assert pg.input_scale == 16.0
+    vals, outs = run_process_graph(pg, x[:2].numpy())
+    want = Executable(q, numerics="fixed").infer({"input": x[:2].numpy()})["output"]
+    np.testing.assert_array_equal(outs["output"], want)
+    with torch.no_grad():  # independent: the interpreter fed round(x * 16) by hand
+        rt = execute(with_tap(q, pg.boundary), {"input": (x[:2] * 16).round()},
+                     numerics="fixed").outputs
+    np.testing.assert_array_equal(vals, rt["boundary"].transpose(0, 1).numpy())
+    assert 0 < vals.sum()

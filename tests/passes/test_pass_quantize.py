@@ -52,7 +52,9 @@ def lava_numpy(layers, x_spikes):
 
 def test_formats_and_report():
     g, _ = fold_batchnorm(from_torch(mlp(), (12,), time_steps=6))
-    q, rep = quantize(g)
+    gen = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(8, 12, generator=gen) < 0.3).float()  # integer input, no contract
+    q, rep = quantize(g, calibration=spikes, search=False)
     for layer in rep.layers:
         w_int = q.tensors[f"{layer['name']}.weight"]
         assert w_int.dtype == torch.int32
@@ -100,3 +102,32 @@ def test_unquantisable_graphs_are_refused():
     m = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 3), LIF(backend="torch")).eval()
     with pytest.raises(MappingError, match="linear_0"):
         quantize(from_torch(m, (4,)))
+
+
+def test_calibration_search_never_lowers_agreement_on_its_samples():
+    """The greedy per-layer search keeps the default unless a candidate agrees better with
+    the float graph on the calibration samples; measured here independently per layer."""
+    from stc.passes.quantize import CALIBRATION_SEARCH_SAMPLES
+    from stc.runtime.interpreter import execute
+
+    g, _ = fold_batchnorm(from_torch(mlp(3, gain=6.0), (12,), time_steps=6))
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.rand(48, 12, generator=gen) < 0.4).float()
+    assert len(x) <= CALIBRATION_SEARCH_SAMPLES
+    q0, r0 = quantize(g, calibration=x, search=False)
+    q1, r1 = quantize(g, calibration=x, labels=torch.zeros(48, dtype=torch.int64))
+    assert set(r1.calibrated) == {"linear_1", "linear_4"}
+    with torch.no_grad():
+        ref = execute(g, {"input": x}, record_spikes=True).spike_trains
+        s0 = execute(q0, {"input": x}, numerics="fixed", record_spikes=True).spike_trains
+        s1 = execute(q1, {"input": x}, numerics="fixed", record_spikes=True).spike_trains
+    first = "lif_3"  # the first layer's choice is made with nothing upstream changed
+    a0 = float((s0[first] == ref[first]).double().mean())
+    a1 = float((s1[first] == ref[first]).double().mean())
+    assert a1 >= a0
+    assert r1.spike_agreement[first] == pytest.approx(a1)
+    assert r1.accuracy_float is not None and r1.samples == 48
+    with pytest.raises(ValueError, match="labels must be integer class ids of shape \\[48\\]"):
+        quantize(g, calibration=x, labels=torch.zeros(5, dtype=torch.int64))
+    with pytest.raises(ValueError, match="calibration data must have shape \\[B, 12\\]"):
+        quantize(g, calibration=x.reshape(48, 3, 4))
