@@ -145,6 +145,8 @@ def plan_fixed(graph: Graph, input_bounds: dict[str, float] | None = None,
                 raise ValueError(f"node {n.name!r}: attention sums can reach {bound:.3g} "
                                  "(>= 2**53), which no float format holds exactly")
             plan[n.name] = NodePlan(bound, _dtype(bound))
+        elif op == "SDSACore":
+            plan[n.name] = NodePlan(1.0, torch.float32)
         elif op == "LoihiCubaLIF":
             b = graph.param(n, "bias")
             bb = 0.0

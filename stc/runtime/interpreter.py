@@ -125,6 +125,22 @@ def _attention_core(n: Node, ins: list[torch.Tensor], fixed: bool,
     return merge_heads(o)
 
 
+def _sdsa_core(n: Node, ins: list[torch.Tensor], fixed: bool,
+               kernel_backend: str) -> torch.Tensor:
+    """SDSACore on q, k, v spikes [T, B, N, D]: float through stc.kernels.attention.sdsa (the
+    op stc.nn.attention.SDSA calls), fixed as q * (sum_N(k * v) >= 1) in float32 (exact:
+    the sum is at most N; equal to the float form for binary spikes and v_th 0.5)."""
+    if fixed:
+        q, k, v = (z.to(torch.float32) for z in ins)
+        return q * ((k * v).sum(dim=-2, keepdim=True) >= 1).to(torch.float32)
+    from stc.kernels.attention import sdsa
+    from stc.nn.attention import merge_heads, split_heads
+
+    h = int(n.num_heads)
+    q, k, v = (split_heads(z.contiguous(), h) for z in ins)
+    return merge_heads(sdsa(q, k, v, v_th=float(n.v_th), backend=kernel_backend))
+
+
 def _static(x: torch.Tensor, tm: bool) -> torch.Tensor | None:
     """x[0] when x [T, ...] is the same every step (a Repeat's stride-0 expansion), else None."""
     if tm and x.dim() > 0 and x.shape[0] > 1 and x.stride(0) == 0:
@@ -299,6 +315,14 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             if not tm:
                 raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
             y = _attention_core(n, ins, False, kernel_backend)
+        elif op == "SDSACore":
+            if not tm:
+                raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
+            y = _sdsa_core(n, ins, False, kernel_backend)
+            if stats:
+                counts.append((n.name, y.sum(), y.numel()))
+            if record_spikes:
+                res.spike_trains[n.name] = y
         elif op == "TokenMean":
             y = x.mean(dim=-2)
         elif op == "TimeMean":
@@ -473,6 +497,14 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
                 raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
             y = _attention_core(n, [z.contiguous() for z in ins], True, kernel_backend,
                                 p.dtype)
+        elif op == "SDSACore":
+            if not tm:
+                raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
+            y = _sdsa_core(n, ins, True, kernel_backend)
+            if stats:
+                counts.append((n.name, y.sum(), y.numel()))
+            if record_spikes:
+                res.spike_trains[n.name] = y.to(torch.int64)
         elif op == "TokenMean":
             y = x.to(torch.float32).mean(dim=-2)
         elif op == "TimeMean":
@@ -481,10 +513,17 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
             if not tm:
                 raise ValueError(f"node {n.name!r} ({op}) needs a temporal input [T, B, ...]; "
                                  "add a Repeat encoder")
-            if op != "LoihiCubaLIF":
+            if op == "LIF" and plan[n.inputs[0]].dtype is None:  # a float LIF on the host
+                from stc.kernels.lif import lif_multistep
+
+                y, _ = lif_multistep(x.to(torch.float32).contiguous(), tau=n.tau, v_th=n.v_th,
+                                     v_reset=n.v_reset, decay_input=n.decay_input,
+                                     backend=kernel_backend)
+            elif op != "LoihiCubaLIF":
                 raise ValueError(f"node {n.name!r} ({op}) cannot run in fixed numerics; "
                                  "quantise the graph (stc.passes.quantize) for fixed mode")
-            y = _loihi(graph, n, x, kernel_backend, plan)
+            else:
+                y = _loihi(graph, n, x, kernel_backend, plan)
             if stats:
                 counts.append((n.name, y.sum(), y.numel()))
             if record_spikes:
