@@ -129,6 +129,10 @@ def quantize(graph: Graph, *, probe: torch.Tensor | None = None,
     from .bn_fold import fold_batchnorm
     from .lower_attention import lower_attention
 
+    if any(n.OP == "SpikeAttention" and n.kind == "sdsa" for n in graph.nodes):
+        from .quantize_residual import quantize_residual  # SDT: one unit per membrane stream
+
+        return quantize_residual(graph, probe=probe, time_steps=time_steps, seed=seed)
     lowered: list[str] = []
     if any(n.OP == "SpikeAttention" for n in graph.nodes):
         graph, lowered = lower_attention(graph)
