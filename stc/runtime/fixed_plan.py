@@ -34,7 +34,8 @@ from stc.ir import Graph
 F32_EXACT = 2 ** 24
 F64_EXACT = 2 ** 53
 TF32_OPERAND = 2 ** 11
-DATATYPE_BOUND = {"BOOL": 1, "UINT8": 255, "INT8": 128, "INT16": 2 ** 15, "UINT16": 2 ** 16 - 1}
+DATATYPE_BOUND = {"BOOL": 1, "UINT8": 255, "INT8": 128, "INT16": 2 ** 15, "UINT16": 2 ** 16 - 1,
+                  "INT32": 2 ** 31}
 DEFAULT_INPUT_BOUND = F32_EXACT
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from stc.kernels.cuba_fixed.reference import cuba_fixed_reference
 
 from stc.ir import nodes as N
@@ -19,24 +18,14 @@ from stc.runtime.fixed_plan import plan_fixed
 from stc.runtime.interpreter import _conv_exact, execute
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lava"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from int_guard import forbid_integer_matmul  # noqa: E402
 from lava_nets import cnn_graph, digits_mlp, mlp_graph  # noqa: E402
 
 
 @pytest.fixture
 def no_integer_matmul(monkeypatch):
-    """Make every matmul / convolution / pooling entry point raise on integer tensors."""
-    def guard(fn, name):
-        def wrapped(*args, **kwargs):
-            for a in list(args) + list(kwargs.values()):
-                if isinstance(a, torch.Tensor) and not a.is_floating_point():
-                    raise AssertionError(f"{name} called on {a.dtype}")
-            return fn(*args, **kwargs)
-        return wrapped
-    for mod, names in ((F, ("linear", "conv1d", "conv2d", "avg_pool2d", "max_pool2d")),
-                       (torch, ("matmul", "mm", "bmm", "einsum", "conv2d")),
-                       (torch.Tensor, ("matmul", "__matmul__"))):
-        for nm in names:
-            monkeypatch.setattr(mod, nm, guard(getattr(mod, nm), nm))
+    forbid_integer_matmul(monkeypatch)
 
 
 @pytest.mark.parametrize("i_decay,v_decay", [(4096, 2048), (4096, 0), (4096, 4096),
