@@ -9,7 +9,7 @@ convolution's weights of the float graph (printed as such in the result).
 
     .venv/bin/stc train --model sdt_tiny --out runs/sdt_tiny --threads 1 --backend torch
     .venv/bin/python benchmarks/runtime/sdt_fixed_accuracy.py runs/sdt_tiny \
-        --out benchmarks/results/sdt_fixed_accuracy_cpu
+        --lava-samples 24 --out benchmarks/results/sdt_fixed_accuracy_cpu
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--out", default=None, help="path stem: writes .json and .md")
+    ap.add_argument("--lava-samples", type=int, default=0,
+                    help="also run the first N held-out samples on lava-sim and compare")
     args = ap.parse_args()
     from stc.ir.frontends.models import from_model
     from stc.passes import fold_batchnorm, quantize
@@ -54,6 +56,21 @@ def main() -> None:
         fix = execute(q, {"input": x_int}, numerics="fixed").outputs["output"].argmax(-1)
         t_fix = time.perf_counter() - t0
     y = d.y_test
+    lava = None
+    if args.lava_samples:
+        from stc.lava.network import build_process_graph, run_process_graph
+
+        pg = build_process_graph(q)
+        xs = x_int[:args.lava_samples]
+        t0 = time.perf_counter()
+        _, outs = run_process_graph(pg, xs.numpy())
+        t_lava = time.perf_counter() - t0
+        with torch.no_grad():
+            want = execute(q, {"input": xs}, numerics="fixed").outputs["output"].numpy()
+        lava = {"samples": len(xs), "bit_exact": bool((outs["output"] == want).all()),
+                "s_per_sample": t_lava / len(xs)}
+        if not lava["bit_exact"]:
+            raise SystemExit("lava-sim and the CPU fixed runtime disagree")
     stream = next(r for r in report.layers if r["name"] == "stream")
     result = {
         "benchmark": "sdt_tiny fixed point (membrane stream unit) vs float, held-out digits",
@@ -68,6 +85,7 @@ def main() -> None:
         "prediction_agreement_fixed_vs_float": float((fix == ref).float().mean()),
         "stream_exponent": stream["exponent"], "stream_terms": stream["terms"],
         "probe_spike_agreement": report.spike_agreement,
+        "lava_sim": lava,
         "quantise_s": t_quant, "fixed_run_s": t_fix,
         "input_scaling": "x/16 folded into the first conv by this script (stopgap)",
         "command": "python benchmarks/runtime/sdt_fixed_accuracy.py " + " ".join(sys.argv[1:]),
@@ -85,6 +103,10 @@ def main() -> None:
             f"points | {result['prediction_agreement_fixed_vs_float']:.4f} |", "",
             f"Stream unit 2^{stream['exponent']} shared by {', '.join(stream['terms'])}.",
             f"Input: {result['input_scaling']}.", "",
+            (f"lava-sim on the first {lava['samples']} held-out samples: logits bit-exact "
+             f"with the CPU fixed runtime: {lava['bit_exact']} "
+             f"({lava['s_per_sample']:.2f} s per sample, compile included)."
+             if lava else "lava-sim not run (--lava-samples 0)."), "",
             f"Command: `{result['command']}`", ""])
         for ext, text in ((".json", json.dumps(result, indent=1)), (".md", md)):
             tmp = stem.with_suffix(ext + ".tmp")
