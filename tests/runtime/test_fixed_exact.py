@@ -187,3 +187,31 @@ def test_bad_fixed_inputs_are_named():
     big.add(N.Output(name="y", inputs=["l"], shape=(4,)))
     with pytest.raises(ValueError, match="'fc'.*2\\*\\*53"):
         plan_fixed(big, {"x": 2.0 ** 40})
+
+
+def test_plan_is_made_once_at_load_and_threads_are_restored(monkeypatch):
+    """The Executable decides precisions when it is built, not per call; a small CPU fixed
+    run uses one thread and gives the caller's thread count back."""
+    import stc.runtime.interpreter as interp
+    from stc.runtime.executable import Executable
+
+    calls = []
+    real = interp.plan_fixed
+    monkeypatch.setattr(interp, "plan_fixed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layers, T = digits_mlp()
+    exe = Executable(mlp_graph(layers, T), numerics="fixed")
+    assert len(calls) == 1
+    seen = []
+    run_fixed = interp._run_fixed
+    monkeypatch.setattr(interp, "_run_fixed",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or run_fixed(*a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = np.zeros((3, 64), np.float32)
+        for _ in range(3):
+            exe.infer({"x": x})
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert len(calls) == 1 and seen == [1, 1, 1]
