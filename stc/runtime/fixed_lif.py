@@ -10,10 +10,11 @@ shared/reference/lava.md) computes, with far fewer tensor operations per step:
 - wrap and saturation are skipped where the load-time bound on |a| proves they cannot occur
   (|a << 6| < 2**23 for the wrap; (v_th << 6) + max|u + bias| and T max|u + bias| below
   2**23 - 1 for the saturation);
-- the decays trunc(x * (4096 - d) / 4096) use the reduced fraction p / 2**k of
-  (4096 - d) / 4096 and a rounding-toward-zero shift, in int32 when |x| p < 2**31 (always
-  for p <= 255 since |u|, |v| <= 2**23), else int64;
-- the state is int32 where every intermediate fits, and spikes are written in place.
+- the decays trunc(x * (4096 - d) / 4096) are one multiply by the exact constant
+  (4096 - d) / 4096 = p / 2**k and one trunc on integer-valued floats: float32 when every
+  intermediate (|x| p, sums before the clamp) is proven below 2**24, float64 below 2**53,
+  else an int64 loop with a rounding-toward-zero shift (unbounded inputs);
+- spikes are written in place into one [T, ...] buffer.
 """
 
 from __future__ import annotations
