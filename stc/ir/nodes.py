@@ -270,6 +270,21 @@ class AttentionCore(Node):
 
 
 @dataclass(kw_only=True)
+class SDSACore(Node):
+    """The product stage of SDSA (Spike-driven Transformer v1, Yao et al. 2023, eq. 8-9) on
+    q, k, v spikes [N, D]: ``q * LIF_{v_th}(sum_N(k * v))``, output spikes [N, D]; the LIF
+    (tau 2, hard reset 0, decay_input) runs per channel over T. For binary spikes and
+    v_th = 0.5 it is exactly ``q * (sum_N(k * v) >= 1)`` (memoryless), which is what fixed
+    numerics compute (stc.passes.lower_attention)."""
+
+    OP: ClassVar[str] = "SDSACore"
+    SPIKING: ClassVar[bool] = True
+    ARITY: ClassVar[int] = 3
+    num_heads: int = 1
+    v_th: float = 0.5
+
+
+@dataclass(kw_only=True)
 class ToTokens(Node):
     """Feature map to tokens: [C, H, W] -> [N = H*W, D = C] (row-major, Spikformer's
     ``flatten(3).transpose(-1, -2)``)."""
@@ -294,8 +309,8 @@ class TimeMean(Node):
 NODE_TYPES: dict[str, type[Node]] = {
     cls.OP: cls
     for cls in (Input, Output, Repeat, Linear, Conv2d, BatchNorm, Pool2d, Flatten, Add, Scale,
-                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, AttentionCore, ToTokens,
-                TokenMean, TimeMean)
+                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, AttentionCore, SDSACore,
+                ToTokens, TokenMean, TimeMean)
 }
 NEURON_OPS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
 SYNAPSE_OPS = ("Linear", "Conv2d")

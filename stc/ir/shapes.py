@@ -152,4 +152,10 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         if isinstance(node.gain, bool) or not isinstance(node.gain, int) or node.gain < 1:
             raise fail(f"gain must be an int >= 1, got {node.gain!r}")
         return x
+    if op == "SDSACore":
+        if any(s != x for s in ins) or len(x) != 2:
+            raise fail(f"expects q, k, v tokens [N, D] of one shape, got {ins}")
+        if node.num_heads < 1 or x[1] % node.num_heads:
+            raise fail(f"num_heads={node.num_heads} must divide D={x[1]}")
+        return x
     raise fail("no shape rule for this op")

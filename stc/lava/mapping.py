@@ -376,12 +376,16 @@ def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
         ValueError: bad chip_config.
     """
     custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention",
-                                                      "AttentionCore", "ToTokens")]
+                                                      "AttentionCore", "SDSACore", "ToTokens")]
     if custom:  # a Lava process graph (stc.lava.network) placed by the plan
+        from stc.passes.quantize_residual import _host_tail
+
         from .network import build_process_graph
         from .plan import plan_mapping
 
-        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
+        tail = _host_tail(graph)  # SDT: the float head LIF of the host readout
+        floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")
+                  and n.name not in tail]
         if floats:
             raise MappingError("map_graph needs a fixed-point graph; quantise these nodes "
                                "first (stc.passes.quantize; or use stc.lava.plan.plan_mapping "

@@ -42,7 +42,9 @@ from stc.errors import MappingError
 
 HOST_OPS = ("TokenMean", "TimeMean", "Output")
 CHIP_OPS = ("Input", "Repeat", "Linear", "Conv2d", "LoihiCubaLIF", "Pool2d", "Add", "Flatten",
-            "ToTokens", "AttentionCore")
+            "ToTokens", "AttentionCore", "SDSACore")
+# producers whose output is a value a LoihiCubaLIF can read as its synaptic input (same step)
+VALUE_KINDS = ("dense", "attention", "add", "route", "max_pool")
 
 
 @dataclass
@@ -159,15 +161,18 @@ def build_process_graph(graph) -> ProcessGraph:
             on-chip values read by the host readout, several inputs).
     """
     from stc.passes.quantize import _host_readout
+    from stc.passes.quantize_residual import _host_tail
     from stc.runtime.contract import input_scales
 
     try:
         graph.verify(check_tensors=True)
     except Exception as e:  # noqa: BLE001 - GraphError and friends
         raise MappingError(f"graph does not verify: {e}") from e
-    bad = [n for n in graph.nodes if n.OP not in CHIP_OPS + HOST_OPS]
+    host_set = _host_readout(graph) | _host_tail(graph)  # SDT: the tail from TokenMean on
+    bad = [n for n in graph.nodes if n.OP not in CHIP_OPS + HOST_OPS and n.name not in host_set]
     floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm",
-                                                  "SpikeAttention", "Scale")]
+                                                  "SpikeAttention", "Scale")
+              and n.name not in host_set]
     if floats or bad:
         raise MappingError("a Lava process graph needs a quantised graph (stc.passes.quantize);"
                            " these nodes have no fixed-point process: " + ", ".join(
@@ -176,7 +181,7 @@ def build_process_graph(graph) -> ProcessGraph:
     if len(ins) != 1:
         raise MappingError(f"a Lava process graph needs exactly one Input, got {len(ins)}")
     inp = ins[0]
-    host = [n.name for n in graph.nodes if n.name in _host_readout(graph)]
+    host = [n.name for n in graph.nodes if n.name in host_set]
     reps = [n for n in graph.nodes if n.OP == "Repeat"]
     T = int(reps[0].time_steps) if reps else int(graph.metadata.get("time_steps", 0))
     specs: dict[str, ProcSpec] = {}
@@ -212,6 +217,15 @@ def build_process_graph(graph) -> ProcessGraph:
                 n.name)
         elif op == "Pool2d":
             x = src(n.inputs[0])
+            in_shape = tuple(graph.node(n.inputs[0]).shape)
+            if n.kind == "max" and x.kind in VALUE_KINDS:  # graded values (SDT's stream)
+                from .processes.pool import window_indices
+
+                put(ProcSpec(n.name, "max_pool", [x.name], x.depth, size,
+                             {"idx": window_indices(in_shape, n.kernel_size, n.stride,
+                                                    n.padding),
+                              "n_in": int(np.prod(in_shape))}, graded=True), n.name)
+                continue
             if n.kind != "max" or x.graded or x.kind != "lif":
                 raise MappingError(f"node {n.name!r}: only max pooling of LIF spikes maps to "
                                    "Loihi (OR neurons)")
@@ -220,9 +234,10 @@ def build_process_graph(graph) -> ProcessGraph:
                 n.name)
         elif op == "LoihiCubaLIF":
             x = src(n.inputs[0])
-            if x.kind not in ("dense", "attention"):
+            if x.kind not in VALUE_KINDS:
                 raise MappingError(f"node {n.name!r}: a LoihiCubaLIF must read a synapse "
-                                   f"layer or an attention core, not {x.kind} {x.name!r}")
+                                   f"layer, an attention core or a membrane stream, not "
+                                   f"{x.kind} {x.name!r}")
             bias = _np_param(graph, n, "bias")
             bias = np.zeros(size, np.int64) if bias is None else \
                 bias.to(torch.int64).numpy().reshape(-1)
@@ -264,6 +279,16 @@ def build_process_graph(graph) -> ProcessGraph:
                                 "window_size": int(n.window_size),
                                 "sparse_ratio": float(n.sparse_ratio), "offset": d,
                                 "gain": int(n.gain)}, graded=True), n.name)
+        elif op == "SDSACore":
+            from .processes.sdsa import SDSA_LATENCY
+
+            xs = [src(s) for s in n.inputs]
+            if len({x.depth for x in xs}) != 1 or any(x.kind != "lif" for x in xs):
+                raise MappingError(f"node {n.name!r}: q, k and v must be LIF spikes of one "
+                                   "depth")
+            put(ProcSpec(n.name, "sdsa", [x.name for x in xs], xs[0].depth + SDSA_LATENCY,
+                         size, {"n_tokens": int(n.shape[0]), "dim": int(n.shape[1])}),
+                n.name)
         else:
             raise MappingError(f"node {n.name!r}: op {op} has no Lava process")
     read = sorted({s for h in host for s in graph.node(h).inputs if s not in host})
@@ -321,6 +346,16 @@ def _instantiate(pg: ProcessGraph, T: int):
         elif s.kind == "route":
             r = Route(perm=p["perm"])
             out[s.name], inp[s.name] = r.s_out, [r.s_in]
+        elif s.kind == "max_pool":
+            from .processes.pool import MaxPool
+
+            mp = MaxPool(idx=p["idx"], n_in=p["n_in"])
+            out[s.name], inp[s.name] = mp.s_out, [mp.s_in]
+        elif s.kind == "sdsa":
+            from .processes.sdsa import build_sdsa
+
+            blk = build_sdsa(p["n_tokens"], p["dim"])
+            out[s.name], inp[s.name] = blk.out, [blk.q_in, blk.k_in, blk.v_in]
         elif s.kind == "attention":
             att = SpikeAttentionProcess(shape=p["shape"], num_heads=p["num_heads"],
                                         time_steps=T, window_size=p["window_size"],

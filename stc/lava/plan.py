@@ -142,6 +142,12 @@ def plan_graph(graph, firing_rates: dict[str, float] | None = None):
             entry.update(lava_process="stc.lava.processes.attention.SpikeAttentionProcess",
                          execution="host / embedded x86 core (integer products, top-k)")
             state[n.name] = ([d.name], None, size)
+        elif op == "SDSACore":  # lowered SDSA: AND / OR neurons and relays (native)
+            nd = size
+            d = add(n.name, 4 * nd + int(n.shape[-1]), None, srcs, in_size)
+            entry.update(lava_process="stc.lava.processes.sdsa.build_sdsa",
+                         execution="neurocore (AND / OR neurons + relays)")
+            state[n.name] = ([d.name], None, size)
         elif op == "SpikeAttention":
             parts, entry = _attention(n, srcs, float(rates.get(n.name, DEFAULT_FIRING_RATE)))
             demands.extend(parts)
@@ -208,7 +214,7 @@ def plan_mapping(graph, chip_config: str = "ncl-1chip",
         raise MappingError(f"graph does not verify: {e}") from e
     demands, procs = plan_graph(graph, firing_rates)
     custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention",
-                                                      "AttentionCore", "ToTokens")]
+                                                      "AttentionCore", "SDSACore", "ToTokens")]
     floats = [n.name for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm")]
     return LoihiMapping(network=None, netx_bytes=None, allocation=allocate(demands, chip_config),
                         chip_config=chip_config, processes=procs, custom_nodes=custom,

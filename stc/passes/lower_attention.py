@@ -13,9 +13,15 @@ consumers of the attention node read ``<node>.proj_lif``. The float function is 
 (each node runs the same stc.kernels op or torch layer as the module), so
 ``stc.passes.bn_fold`` and ``stc.passes.quantize`` can treat the parts as ordinary layers.
 
-SDSA (Spike-driven Transformer) is not lowered here: its membrane shortcut feeds real-valued
-residual sums into LIFs, which needs a shared fixed-point unit across the residual stream
-(not implemented; SDT stays float-only on Loihi paths).
+An SDSA node (Spike-driven Transformer, membrane shortcut; stc.nn.attention.SDSA) becomes
+
+    s = LIF(x)                                   (``<node>.shortcut_lif``, on the membrane x)
+    q = LIF(BatchNorm(Linear_nobias(s)))         (k, v the same)
+    a = SDSACore(q, k, v) = q * LIF_{0.5}(sum_N(k * v))      (``<node>.core``)
+    y = BatchNorm(Linear_proj(a))                (``<node>.proj_linear``, ``<node>.proj_bn``)
+
+so y is a membrane (pre-spike) term that the block adds to the residual stream;
+stc.passes.quantize_residual gives that stream one fixed-point unit.
 """
 
 from __future__ import annotations
@@ -31,22 +37,21 @@ def lower_attention(graph: Graph) -> tuple[Graph, list[str]]:
     """Return (new graph, names of the lowered attention nodes). The input is not modified.
 
     Raises:
-        MappingError: naming every attention node that cannot be lowered: kind "sdsa"
-            (membrane shortcut) or spike_mode "graded" (GradedLIF has no Loihi CUBA form).
+        MappingError: naming every attention node that cannot be lowered: spike_mode
+            "graded" (GradedLIF has no Loihi CUBA form).
     """
     g = graph.copy()
     lowered = []
-    bad = [n for n in g.nodes if n.OP == "SpikeAttention"
-           and (n.kind == "sdsa" or n.spike_mode != "binary")]
+    bad = [n for n in g.nodes if n.OP == "SpikeAttention" and n.kind != "sdsa"
+           and n.spike_mode != "binary"]
     if bad:
         raise MappingError("attention that cannot be lowered to LIF layers: " + ", ".join(
             f"{n.name!r} (kind {n.kind!r}, spike_mode {n.spike_mode!r}: "
-            + ("SDSA's membrane shortcut has no fixed-point lowering yet"
-               if n.kind == "sdsa" else "GradedLIF has no Loihi CUBA form") + ")"
-            for n in bad))
+            "GradedLIF has no Loihi CUBA form)" for n in bad))
     for att in [n for n in g.nodes if n.OP == "SpikeAttention"]:
         count = len(g.nodes)
-        _expand(g, att)  # appended by Graph.add; moved into the attention node's place
+        # appended by Graph.add; moved into the attention node's place below
+        (_expand_sdsa if att.kind == "sdsa" else _expand)(g, att)
         new = g.nodes[count:]
         del g.nodes[count:]
         at = g.nodes.index(att)
@@ -92,3 +97,34 @@ def _expand(g: Graph, att: ir.SpikeAttention) -> None:
     a = put(ir.LIF(name=f"{p}.attn_lif", inputs=[o], tau=2.0, v_th=0.5, v_reset=0.0,
                    decay_input=True))
     linear_bn_lif("proj", a)
+
+
+def _expand_sdsa(g: Graph, att: ir.SpikeAttention) -> None:
+    """Append the primitive nodes of one SDSA node (module docstring) to ``g``."""
+    p = att.name
+    dim = int(att.dim)
+    shape = tuple(att.shape)
+
+    def tensor(slot: str):
+        key = att.params.get(slot)
+        return None if key is None else g.tensors[key]
+
+    def put(node: ir.Node, **tensors) -> str:
+        node.shape = shape
+        return g.add(node, **tensors).name
+
+    def linear_bn(name: str, src: str, slot: str) -> str:
+        y = put(ir.Linear(name=f"{p}.{name}_linear", inputs=[src], in_features=dim,
+                          out_features=dim),
+                weight=tensor(f"{slot}_conv.weight"), bias=tensor(f"{slot}_conv.bias"))
+        return put(ir.BatchNorm(name=f"{p}.{name}_bn", inputs=[y], num_features=dim,
+                                eps=BN_EPS, axis=-1),
+                   **{s: tensor(f"{slot}_bn.{s}")
+                      for s in ("running_mean", "running_var", "weight", "bias")})
+
+    s = put(ir.LIF(name=f"{p}.shortcut_lif", inputs=[att.inputs[0]], tau=2.0, v_th=1.0,
+                   v_reset=0.0, decay_input=True))
+    qkv = [put(ir.LIF(name=f"{p}.{c}_lif", inputs=[linear_bn(c, s, c)], tau=2.0, v_th=1.0,
+                      v_reset=0.0, decay_input=True)) for c in ("q", "k", "v")]
+    a = put(ir.SDSACore(name=f"{p}.core", inputs=qkv, num_heads=int(att.num_heads), v_th=0.5))
+    linear_bn("proj", a, "proj")

@@ -250,6 +250,11 @@ def quantize(graph: Graph, *, calibration: torch.Tensor | np.ndarray | None = No
 
     if calibration is None:
         calibration = probe
+    if any(n.OP == "SpikeAttention" and n.kind == "sdsa" for n in graph.nodes):
+        from .quantize_residual import quantize_residual  # SDT: one unit per membrane stream
+
+        return quantize_residual(graph, calibration=calibration, labels=labels,
+                                 input_scale=input_scale, time_steps=time_steps)
     lowered: list[str] = []
     if any(n.OP == "SpikeAttention" for n in graph.nodes):
         graph, lowered = lower_attention(graph)

@@ -94,6 +94,10 @@ class Executable:
             for n in graph.outputs()]
         self.last_result: RunResult | None = None
         self._cache: dict = {}
+        if numerics == "fixed":  # the exact-precision plan, decided once at load
+            from .interpreter import fixed_plan_for
+
+            fixed_plan_for(graph, self._cache)
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self._graphs: dict = {}
         self._graph_failed: set = set()

@@ -36,9 +36,9 @@ def test_lowered_graph_computes_the_module(kind):
     torch.testing.assert_close(got.outputs["output"], fused, rtol=0, atol=1e-5)
 
 
-def test_sdsa_is_refused_with_the_node_named():
-    m = create_model("sdt_tiny", backend="torch").eval()
-    with pytest.raises(MappingError, match=r"block0\.attn.*sdsa"):
+def test_graded_attention_is_refused_with_the_node_named():
+    m = create_model("dsformer_tiny", backend="torch", spike_mode="graded").eval()
+    with pytest.raises(MappingError, match=r"block0\.attn.*graded"):
         lower_attention(from_model(m))
 
 
