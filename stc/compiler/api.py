@@ -91,6 +91,7 @@ class CompiledModel:
     reports: dict = field(default_factory=dict)
     kernel_backend: str | None = None
     numerics: str = "float"  # cpu/gpu runs: "float", or "fixed" to run the quantised graph
+    precision: str = "fp32"  # GEMM precision of float runs: "fp32" | "tf32" | "bf16"
     _executables: dict = field(default_factory=dict, repr=False, compare=False)
 
     def run(self, input: torch.Tensor | np.ndarray, time_steps: int | None = None,
@@ -137,7 +138,8 @@ class CompiledModel:
         if exe is None:  # built once per numerics (attention modules are rebuilt only once)
             exe = self._executables[numerics] = Executable(
                 g, device="cuda" if self.target == "gpu" else "cpu", numerics=numerics,
-                kernel_backend=self.kernel_backend)
+                kernel_backend=self.kernel_backend,
+                precision=self.precision if numerics == "float" else "fp32")
         res = exe.run({inp.name: input}, time_steps=time_steps,
                       record_spikes=return_spike_trains)
         y = res.outputs[out.name]
@@ -182,13 +184,16 @@ class SpikeCompiler:
         optimization_level: 0..3 (module docstring).
         time_steps: T of the direct (repeat) encoder for static inputs.
         kernel_backend: stc.kernels backend for the runtime ("auto" | "triton" | "torch").
+        precision: "fp32" | "tf32" | "bf16": GEMM precision of the compiled model's float
+            runs on cpu/gpu (stc.precision; fixed numerics always run exact integers).
 
     Raises:
-        UnsupportedTargetError: unknown target or loihi3. ValueError: bad level or T.
+        UnsupportedTargetError: unknown target or loihi3. ValueError: bad level, T or
+            precision.
     """
 
     def __init__(self, target: str = "gpu", optimization_level: int = 2, time_steps: int = 4,
-                 kernel_backend: str | None = None) -> None:
+                 kernel_backend: str | None = None, precision: str = "fp32") -> None:
         if target == "loihi3":
             raise UnsupportedTargetError(
                 "target 'loihi3': there is no public Loihi 3 toolchain; the neuromorphic "
@@ -207,6 +212,9 @@ class SpikeCompiler:
         self.optimization_level = optimization_level
         self.time_steps = time_steps
         self.kernel_backend = kernel_backend
+        from stc.precision import check_precision
+
+        self.precision = check_precision(precision)
 
     def create_optimizer(self) -> Optimizer:
         """The optimizer this compiler's level and target imply; add more with add_pass."""
@@ -240,7 +248,7 @@ class SpikeCompiler:
         graph, fixed, reports = (optimizer or self.create_optimizer()).run(graph)
         return CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
                              fixed_graph=fixed, reports=reports,
-                             kernel_backend=self.kernel_backend)
+                             kernel_backend=self.kernel_backend, precision=self.precision)
 
     def _frontend(self, model, input_shape, dt) -> Graph:
         from stc.ir.frontends import from_nir, from_torch, load_nir

@@ -27,12 +27,59 @@ from stc.ir import Graph, Node
 class RunResult:
     """Outputs (name -> tensor, T-first where temporal) and per-layer spike statistics:
     ``spike_counts[name]`` total spikes of a spiking node, ``firing_rates[name]`` spikes per
-    neuron per timestep, and ``spike_trains`` (name -> [T, B, ...]) when requested."""
+    neuron per timestep, and ``spike_trains`` (name -> [T, B, ...]) when requested.
+
+    The counts stay on the device (``device_counts``: name -> (spikes per sample [B]
+    float64, neurons x timesteps per sample)) until ``spike_counts`` or ``firing_rates`` is
+    first read; that read moves all of them to the host in one transfer (``read_stats``), so
+    a forward makes no host sync per layer.
+    """
 
     outputs: dict[str, torch.Tensor]
-    spike_counts: dict[str, int] = field(default_factory=dict)
-    firing_rates: dict[str, float] = field(default_factory=dict)
     spike_trains: dict[str, torch.Tensor] = field(default_factory=dict)
+    device_counts: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)
+    _host: tuple[dict[str, int], dict[str, float]] | None = field(default=None, repr=False)
+
+    def stacked_counts(self) -> torch.Tensor | None:
+        """All layers' spike totals as one float64 device tensor [layers] (None if none)."""
+        if not self.device_counts:
+            return None
+        return torch.stack([c.sum() for c, _ in self.device_counts.values()])
+
+    def read_stats(self, counts: list[float] | None = None) -> None:
+        """Fill the host statistics from ``device_counts`` in one read, or from ``counts``
+        (``stacked_counts()`` already read by the caller)."""
+        names = list(self.device_counts)
+        if counts is None:
+            st = self.stacked_counts()
+            counts = [] if st is None else st.tolist()
+        if len(counts) != len(names):
+            raise ValueError(f"read_stats: {len(counts)} counts for {len(names)} layers")
+        spikes = {n: int(round(c)) for n, c in zip(names, counts, strict=True)}
+        rates = {n: spikes[n] / max(1, self.device_counts[n][1] * self.device_counts[n][0]
+                                    .numel()) for n in names}
+        self._host = (spikes, rates)
+
+    @property
+    def spike_counts(self) -> dict[str, int]:
+        """Total spikes per spiking node (read from the device on first access)."""
+        if self._host is None:
+            self.read_stats()
+        return self._host[0]
+
+    @property
+    def firing_rates(self) -> dict[str, float]:
+        """Spikes per neuron per timestep per spiking node (read on first access)."""
+        if self._host is None:
+            self.read_stats()
+        return self._host[1]
+
+
+def _per_sample_counts(y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Spikes per sample of a [T, B, ...] train (float64 [B], on y's device; no host read)
+    and the neurons x timesteps per sample."""
+    B = y.shape[1]
+    return y.reshape(y.shape[0], B, -1).sum(dim=(0, 2), dtype=torch.float64), y.numel() // B
 
 
 def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
@@ -153,7 +200,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         time_steps: overrides every Repeat node's T.
         record_spikes: also return the spike trains of every spiking node.
         cache: a dict to keep rebuilt attention modules between calls (Executable passes one).
-        stats: count spikes (a host sync per layer; off while capturing a CUDA graph).
+        stats: count spikes per spiking node, on the device (read lazily, see RunResult).
 
     Raises:
         ValueError: a missing feed, a wrong feed shape, a node the numerics cannot run.
@@ -264,9 +311,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 mod = cache[key]
             y = mod(x.contiguous())
             if n.kind != "sdsa" and stats:
-                cnt = int(y.sum().item())
-                res.spike_counts[n.name] = cnt
-                res.firing_rates[n.name] = cnt / max(1, y.numel())
+                res.device_counts[n.name] = _per_sample_counts(y)
         elif op == "AttentionCore":
             if not tm:
                 raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
@@ -294,9 +339,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             else:
                 y = _loihi(graph, n, x, kernel_backend)
             if stats and not (op == "CubaLIF" and n.output == "v"):
-                cnt = int(y.sum().item())
-                res.spike_counts[n.name] = cnt
-                res.firing_rates[n.name] = cnt / max(1, y.numel())
+                res.device_counts[n.name] = _per_sample_counts(y)
                 if record_spikes:
                     res.spike_trains[n.name] = y
         else:
