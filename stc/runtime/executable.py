@@ -224,11 +224,20 @@ class Executable:
                 if res is not None:
                     self.last_result = res
                     return res
+        res = self._execute(feeds, time_steps, record_spikes)
+        self.last_result = res
+        return res
+
+    def _execute(self, feeds: dict[str, torch.Tensor], time_steps: int | None,
+                 record_spikes: bool = False) -> RunResult:
+        """One eager run at this executable's precision; float outputs in float32."""
         with torch.no_grad(), gemm_precision(self.precision, self.device.type):
             res = execute(self.graph, feeds, numerics=self.numerics,
                           kernel_backend=self.kernel_backend, time_steps=time_steps,
                           record_spikes=record_spikes, cache=self._cache)
-        self.last_result = res
+            if self.precision == "bf16":
+                res.outputs = {k: v.float() if v.is_floating_point() else v
+                               for k, v in res.outputs.items()}
         return res
 
     # -- CUDA graphs -------------------------------------------------------------------------
@@ -249,11 +258,6 @@ class Executable:
             out[n.name] = torch.zeros(*lead, *n.shape, device=self.device)
         return out
 
-    def _step(self, static: dict[str, torch.Tensor], time_steps: int | None) -> RunResult:
-        with torch.no_grad(), gemm_precision(self.precision, self.device.type):
-            return execute(self.graph, static, numerics="float",
-                           kernel_backend=self.kernel_backend, time_steps=time_steps,
-                           cache=self._cache)
 
     def _graph_entry(self, key: tuple):
         """The captured graph of ``key`` (capturing it now, under the lock), or None when its
@@ -269,14 +273,14 @@ class Executable:
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     for _ in range(2):  # warm-up: Triton compilation, attention modules
-                        self._step(static, key[1])
+                        self._execute(static, key[1])
                 torch.cuda.current_stream().wait_stream(side)
                 if self._pool is None:
                     self._pool = torch.cuda.graph_pool_handle()
                 cg = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(cg, pool=self._pool,
                                       capture_error_mode="thread_local"):
-                    out = self._step(static, key[1])
+                    out = self._execute(static, key[1])
             except Exception as e:  # a capture failure: record it, then eager (or raise)
                 self.graph_status[key] = f"eager: {type(e).__name__}: {e}"
                 if self.require_graphs:
