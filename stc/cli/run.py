@@ -18,6 +18,8 @@ def run(
     numerics: Annotated[str | None, typer.Option(help="float | fixed (default: bundle's)")]
     = None,
     key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM)")] = None,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="fp32 | tf32 | bf16: GEMM precision of float numerics")] = "fp32",
 ) -> None:
     """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates."""
     with cli_errors(check_code=1):
@@ -28,7 +30,8 @@ def run(
         if not input.is_file():
             raise FileNotFoundError(f"input file not found: {input}")
         x = np.load(input, allow_pickle=False)
-        exe = load_bundle(bundle, backend=backend, numerics=numerics, public_key=key)
+        exe = load_bundle(bundle, backend=backend, numerics=numerics, public_key=key,
+                          precision=precision)
     with cli_errors(check_code=2):
         try:
             out = exe.infer({exe.inputs[0].name: x})

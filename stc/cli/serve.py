@@ -38,6 +38,8 @@ def serve(
                                  help="float | fixed (default: each bundle's own)"),
     public_key: str = typer.Option(None, "--public-key",
                                    help="Ed25519 public key: accept only bundles signed with it"),
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32 | tf32 | bf16: GEMM precision of float numerics"),
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
     tritonclient.grpc) plus stc's bundle-upload service, health checking and reflection."""
@@ -62,8 +64,19 @@ def serve(
             metrics_port=metrics_port, numerics=numerics, public_key=public_key).validate()
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
+    from stc.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"--precision must be one of {', '.join(PRECISIONS)}; "
+                                 f"got {precision!r}")
+    loader = None
+    if precision != "fp32":  # the default loader (server.repository) has no precision
+        def loader(path, _b=backend, _n=numerics, _k=public_key, _p=precision):
+            from stc.runtime import load_bundle
+
+            return load_bundle(path, backend=_b, numerics=_n, public_key=_k, precision=_p)
     configure_json_logging()
-    server = InferenceServer(cfg, repository)
+    server = InferenceServer(cfg, repository, loader=loader)
     bound = server.start()
     typer.echo(f"stc serve: listening on {host}:{bound} (backend {backend})", err=True)
 
