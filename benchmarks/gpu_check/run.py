@@ -117,7 +117,7 @@ def step_pytest(c: Check) -> dict:
     paths = ["tests/runtime"] if c.dry else ["tests"]
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
            "--continue-on-collection-errors", *paths]
-    timeout = 60 if c.dry else 150
+    timeout = 60 if c.dry else 130
     try:
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
@@ -126,12 +126,13 @@ def step_pytest(c: Check) -> dict:
                            f"{out[-800:]}") from None
     tail = (p.stdout + p.stderr).strip().splitlines()
     summary = tail[-1] if tail else ""
-    failed = [ln for ln in tail if ln.startswith(("FAILED", "ERROR"))]
-    if p.returncode not in (0, 5):  # 5: nothing selected
+    failed = [ln for ln in tail if ln.startswith("FAILED")]
+    errors = [ln for ln in tail if ln.startswith("ERROR")]   # e.g. a module that needs Lava
+    if failed or p.returncode not in (0, 1, 5) or (p.returncode == 1 and not errors):
         raise RuntimeError(f"pytest -m gpu exit {p.returncode}: {summary}; "
-                           + "; ".join(failed[:10]))
+                           + "; ".join((failed + errors)[:12]))
     return {"command": " ".join(cmd[1:]), "returncode": p.returncode, "summary": summary,
-            "failed": failed}
+            "collection_errors": errors}
 
 
 # -- 2. LIF -------------------------------------------------------------------------------------
@@ -199,7 +200,8 @@ def step_lif(c: Check) -> dict:
                 "stc triton": lambda x: lif_multistep(x, tau=2.0, backend="triton")[0],
                 "torch reference": lambda x: lif_reference(x, 2.0)[0],
             }
-            if T == 8 and dtype == (torch.float32 if c.dry else torch.float16):
+            if T == 8 and dtype == (torch.float32 if c.dry else torch.float16) \
+                    and c.left() > 200 - (150 if c.dry else 0):
                 if "fn" not in compiled:
                     compiled["fn"] = torch.compile(
                         lif_reference, **({"backend": "eager"} if c.dry else {}))
@@ -323,7 +325,7 @@ def step_e2e(c: Check) -> dict:
 
     model, base, cfg = _spikformer(c)
     batches = (1, 2) if c.dry else (1, 32, 128)
-    rows = []
+    rows, graphs = [], {}
     gen = torch.Generator(device="cpu").manual_seed(2)
     for precision in ("fp32", "bf16"):
         model.set_precision(precision)
@@ -338,6 +340,10 @@ def step_e2e(c: Check) -> dict:
         for B in batches:
             x = torch.rand(B, cfg.in_channels, cfg.img_size, cfg.img_size,
                            generator=gen).to(c.device)
+            if c.left() < 40:
+                rows.append({"precision": precision, "batch": B,
+                             "note": f"skipped: wall-time budget ({c.left():.0f} s left)"})
+                continue
             with torch.no_grad():
                 y_stc = model(x)
                 with gemm_precision(precision, c.device.type):
@@ -370,9 +376,13 @@ def step_e2e(c: Check) -> dict:
                                                        row["ms"], 2)
                 row["predictions_equal"] = f"{agree}/{B}"
             log(f"  spikformer {precision} B={B}: {times} ms; predictions equal {agree}/{B}")
+        if runtime is not None:
+            for exe in runtime._executables.values():
+                graphs[precision] = {f"batch {k[0]}": v for k, v in exe.graph_status.items()}
     model.set_precision("fp32")
     return {"model": "spikformer_8_384" + (" (toy overrides)" if c.dry else ""),
-            "img_size": cfg.img_size, "T": cfg.T, "rows": rows}
+            "img_size": cfg.img_size, "T": cfg.T, "rows": rows,
+            "runtime_cuda_graphs": graphs or "none (CPU)"}
 
 
 # -- 5. fixed-point throughput --------------------------------------------------------------
@@ -522,8 +532,8 @@ def markdown(result: dict) -> str:
              f"; device: {env['device']}.", ""]
     for name, st in result["steps"].items():
         lines.append(f"## {name}: {st['status']} ({st.get('seconds', 0)} s)")
-        for key in ("reason", "error", "summary", "spikingjelly", "note", "source", "network",
-                    "model"):
+        for key in ("reason", "error", "summary", "collection_errors", "spikingjelly", "note",
+                    "source", "network", "model", "runtime_cuda_graphs"):
             if st.get(key):
                 lines.append(f"- {key}: {st[key]}")
         rows = st.get("rows") or []
