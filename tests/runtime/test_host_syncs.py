@@ -131,6 +131,22 @@ def test_compiled_runtime_float_run_and_infer_budget(as_device):
     torch.testing.assert_close(torch.from_numpy(out["output"]), y, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", ["spikformer_tiny", "sdt_tiny", "dsformer_tiny"])
+def test_compiled_transformers_run_without_host_sync(name, as_device):
+    """The compiled runtime (graph interpreter, Triton kernels) at depth 2: no sync in run."""
+    from stc.compiler import SpikeCompiler
+
+    torch.manual_seed(0)
+    model = create_model(name, backend="triton", depths=2).eval()
+    compiled = SpikeCompiler(target="cpu", kernel_backend="triton").compile(model)
+    x = torch.rand(2, 1, 8, 8)
+    compiled.run(x)                                  # build the executable outside the count
+    with SyncCounter() as c:
+        y = compiled.run(x)
+    assert y.shape == (2, 10)
+    assert own_syncs(c) == {}, f"host syncs in the compiled {name}: {dict(c.sites)}"
+
+
 def test_infer_validate_rejects_nan_at_the_boundary():
     from stc.compiler import SpikeCompiler
 
