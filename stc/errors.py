@@ -6,8 +6,10 @@ as a traceback from deep inside a kernel.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -28,6 +30,57 @@ class MappingError(StcError, ValueError):
     """A graph that cannot be mapped onto the requested target or resources."""
 
 
+_VALIDATE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("stc_validate",
+                                                                       default=None)
+
+
+@contextlib.contextmanager
+def validation(enabled: bool = True) -> Iterator[None]:
+    """Turn value checks (NaN/inf scans in ``check_tensor``) on or off inside a block.
+
+    The hot path never reads the device: by default ``check_tensor``'s finite scan runs only
+    on host (CPU) tensors, where it needs no device-to-host sync. Boundaries that take
+    untrusted input (the CLI, the server, ``Executable.run(validate=True)``) wrap their one
+    per-request check in ``with validation():`` so device tensors are scanned there, once,
+    not in every op. ``validation(False)`` skips the scans on every device (benchmarks,
+    and the host-sync test that treats CPU tensors as device tensors).
+
+    The setting is a context variable: it holds for the current thread / asyncio task only
+    and is restored on exit, so server threads do not see each other's setting.
+    """
+    token = _VALIDATE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _VALIDATE.reset(token)
+
+
+def validation_enabled() -> bool | None:
+    """True / False inside ``validation(...)``; None outside (default: scan host tensors)."""
+    return _VALIDATE.get()
+
+
+def _is_host(x: torch.Tensor) -> bool:
+    """True when reading ``x`` needs no device-to-host sync (a CPU tensor)."""
+    return x.device.type == "cpu"
+
+
+def scan_values(x: torch.Tensor) -> bool:
+    """Whether a value check of ``x`` (a read of its data) may run now: inside
+    ``validation(True)`` always, inside ``validation(False)`` never, else only for host
+    tensors (a device tensor would cost a host sync in the hot path)."""
+    mode = _VALIDATE.get()
+    return _is_host(x) if mode is None else mode
+
+
+def check_finite(name: str, x: torch.Tensor) -> torch.Tensor:
+    """Raise ValueError if floating tensor ``x`` holds NaN or +-inf (one read of ``x``,
+    unconditionally: call it at a boundary, or use ``check_tensor`` in ops)."""
+    if x.is_floating_point() and x.numel() > 0 and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf; expected finite values")
+    return x
+
+
 def check_tensor(
     name: str,
     x: object,
@@ -45,7 +98,10 @@ def check_tensor(
         x: the value to check.
         min_dim / ndim: required rank (at least / exactly).
         dtypes: allowed dtypes, or None for any.
-        finite: reject NaN and +-inf (only checked for floating dtypes).
+        finite: reject NaN and +-inf (only checked for floating dtypes, and only where
+            ``scan_values(x)``: host tensors by default, every tensor inside
+            ``validation()``, none inside ``validation(False)``; so ops never read a
+            device tensor back in the hot path).
         contiguous: require ``x.is_contiguous()``.
 
     Raises:
@@ -69,8 +125,8 @@ def check_tensor(
             raise TypeError(f"{name} has dtype {got}; expected one of {names}")
     if contiguous and not x.is_contiguous():
         raise ValueError(f"{name} must be contiguous (call .contiguous() first)")
-    if finite and x.is_floating_point() and x.numel() > 0 and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf; expected finite values")
+    if finite and x.is_floating_point() and x.numel() > 0 and scan_values(x):
+        check_finite(name, x)
     return x
 
 

@@ -29,6 +29,8 @@ def run(
         "--input-policy", help="reject (default: input outside the bundle's input contract "
         "is an error naming the range) | preprocess (apply the contract's declared "
         "preprocessing to raw input first)")] = "reject",
+    precision: Annotated[str, typer.Option(
+        "--precision", help="fp32 | tf32 | bf16: GEMM precision of float numerics")] = "fp32",
 ) -> None:
     """Verify BUNDLE, run it on INPUT and print the output shape, argmax and firing rates.
     The input is held against the bundle's input contract (``stc inspect`` shows it); fixed
@@ -55,7 +57,8 @@ def run(
             raise ValueError(f"--input-policy must be one of {', '.join(POLICIES)}, got "
                              f"{input_policy!r}")
         exe = load_bundle(bundle, device=device, numerics=numerics, public_key=key,
-                          kernel_backend=backend, input_policy=input_policy)
+                          kernel_backend=backend, input_policy=input_policy,
+                          precision=precision)
     with cli_errors(check_code=2):
         try:
             if device in ("lava-sim", "loihi"):  # seconds per sample: show that it works

@@ -67,6 +67,8 @@ def serve(
     gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica",
                                            help="with --engine ray: GPUs per replica"),
     backend: Annotated[str | None, options.deprecated("--backend", "--device")] = None,
+    precision: str = typer.Option("fp32", "--precision",
+                                  help="fp32 | tf32 | bf16: GEMM precision of float numerics"),
 ) -> None:
     """Serve every bundle under REPOSITORY over gRPC (Open Inference Protocol v2: works with
     tritonclient.grpc) and, with --http-port, REST (tritonclient.http, curl), plus stc's
@@ -104,14 +106,24 @@ def serve(
             http_port=http_port, read_only=read_only).validate()
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
+    from stc.precision import PRECISIONS
     from stc.server.app import exposure_warnings
 
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"--precision must be one of {', '.join(PRECISIONS)}; "
+                                 f"got {precision!r}")
+    loader = None
+    if precision != "fp32":  # the default loader (server.repository) has no precision
+        def loader(path, _d=device, _n=numerics, _k=public_key, _p=precision):
+            from stc.runtime import load_bundle
+
+            return load_bundle(path, device=_d, numerics=_n, public_key=_k, precision=_p)
     configure_json_logging()
     for warning in exposure_warnings(cfg):
         typer.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
-    server = InferenceServer(cfg, repository)
+    server = InferenceServer(cfg, repository, loader=loader)
     bound = server.start()
-    typer.echo(f"stc serve: listening on {host}:{bound} (backend {backend})", err=True)
+    typer.echo(f"stc serve: listening on {host}:{bound} (device {device})", err=True)
     if server.http_port is not None:
         typer.echo(f"stc serve: REST on http{'s' if tls_cert else ''}://{host}:"
                    f"{server.http_port}/v2", err=True)

@@ -115,6 +115,7 @@ class CompiledModel:
     kernel_backend: str | None = None
     numerics: str = "float"  # cpu/gpu runs: "float", or "fixed" to run the quantised graph
     chip_config: str = "ncl-1chip"
+    precision: str = "fp32"  # GEMM precision of float runs: "fp32" | "tf32" | "bf16"
     _executables: dict = field(default_factory=dict, repr=False, compare=False)
     _mapping: object = field(default=None, repr=False, compare=False)
     _energy: object = field(default=None, repr=False, compare=False)
@@ -237,7 +238,8 @@ class CompiledModel:
         if exe is None:  # built once per numerics (attention modules are rebuilt only once)
             exe = self._executables[numerics] = Executable(
                 g, device="cuda" if self.target == "gpu" else "cpu", numerics=numerics,
-                kernel_backend=self.kernel_backend)
+                kernel_backend=self.kernel_backend,
+                precision=self.precision if numerics == "float" else "fp32")
         res = exe.run({inp.name: input}, time_steps=time_steps,
                       record_spikes=return_spike_trains)
         y = res.outputs[out.name]
@@ -295,14 +297,17 @@ class SpikeCompiler:
         time_steps: T of the direct (repeat) encoder for static inputs (default 4);
             ``timesteps=`` is the same (the Python API's vocabulary).
         kernel_backend: stc.kernels backend for the runtime ("auto" | "triton" | "torch").
+        precision: "fp32" | "tf32" | "bf16": GEMM precision of the compiled model's float
+            runs on cpu/gpu (stc.precision; fixed numerics always run exact integers).
 
     Raises:
-        UnsupportedTargetError: unknown target or loihi3. ValueError: bad level or T.
+        UnsupportedTargetError: unknown target or loihi3. ValueError: bad level, T or
+            precision.
     """
 
     def __init__(self, target: str | None = None, optimization_level: int = 2,
                  time_steps: int | None = None, kernel_backend: str | None = None, *,
-                 timesteps: int | None = None) -> None:
+                 timesteps: int | None = None, precision: str = "fp32") -> None:
         if time_steps is not None and timesteps is not None and time_steps != timesteps:
             raise ValueError(f"time_steps={time_steps} and timesteps={timesteps} disagree; "
                              "give one")
@@ -331,6 +336,9 @@ class SpikeCompiler:
         self.optimization_level = optimization_level
         self.time_steps = time_steps
         self.kernel_backend = kernel_backend
+        from stc.precision import check_precision
+
+        self.precision = check_precision(precision)
 
     def create_optimizer(self) -> Optimizer:
         """The optimizer this compiler's level and target imply; add more with add_pass."""
@@ -383,7 +391,8 @@ class SpikeCompiler:
         mapping = self._check_lava(fixed, chip_config) if self.target in LAVA_TARGETS else None
         compiled = CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
                                  fixed_graph=fixed, reports=reports,
-                                 kernel_backend=self.kernel_backend, chip_config=chip_config)
+                                 kernel_backend=self.kernel_backend, chip_config=chip_config,
+                                 precision=self.precision)
         compiled._mapping = mapping
         if profile_energy:
             compiled.profile_energy()

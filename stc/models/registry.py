@@ -83,14 +83,16 @@ def build_model(config: ModelConfig) -> nn.Module:
     return DSFormer(config)
 
 
-def create_model(name: str, **overrides) -> nn.Module:
+def create_model(name: str, *, precision: str = "fp32", **overrides) -> nn.Module:
     """Build preset ``name`` (see ``list_presets()``) with config fields overridden.
 
     Example: ``create_model("spikformer_tiny", backend="torch")``. The result maps images
-    [B, C, H, W] (or [T, B, C, H, W]) to logits [B, num_classes]; ``model.config`` is its
-    ModelConfig.
+    [B, C, H, W] (or [T, B, C, H, W]) to logits [B, num_classes] (float32); ``model.config``
+    is its ModelConfig. ``precision`` ("fp32" | "tf32" | "bf16", stc.precision) is the GEMM
+    precision of its forward; change it later with ``model.set_precision``.
 
     Raises:
-        ValueError: unknown name or field, invalid config (e.g. embed_dim % num_heads != 0).
+        ValueError: unknown name, field or precision, invalid config (e.g. embed_dim %
+            num_heads != 0).
     """
-    return build_model(preset_config(name, **overrides))
+    return build_model(preset_config(name, **overrides)).set_precision(precision)

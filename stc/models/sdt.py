@@ -11,8 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stc.precision import gemm_precision
+
 from .config import ModelConfig
 from .layers import MSSPS, SDTMLP, direct_encode, make_lif
+from .precision import PrecisionMixin
 
 
 class SDTBlock(nn.Module):
@@ -34,7 +37,7 @@ class SDTBlock(nn.Module):
         return self.mlp(x)
 
 
-class SpikeDrivenTransformer(nn.Module):
+class SpikeDrivenTransformer(PrecisionMixin, nn.Module):
     """SDT-L-D: images -> logits.
 
     Forward: x [B, C, H, W] (repeated over ``config.T``) or encoded [T, B, C, H, W] ->
@@ -65,4 +68,6 @@ class SpikeDrivenTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         x = direct_encode(x, cfg.T, cfg.in_channels, cfg.img_size)
-        return self.head(self.head_lif(self.forward_features(x))).mean(0)
+        with gemm_precision(self.precision, x.device.type):
+            y = self.head(self.head_lif(self.forward_features(x))).mean(0)
+        return y.float()

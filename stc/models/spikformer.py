@@ -11,8 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stc.precision import gemm_precision
+
 from .config import ModelConfig
 from .layers import SPS, SpikformerMLP, direct_encode
+from .precision import PrecisionMixin
 
 
 class SpikformerBlock(nn.Module):
@@ -35,7 +38,7 @@ def _ssa(cfg: ModelConfig) -> nn.Module:
                qkv_bias=cfg.qkv_bias)
 
 
-class Spikformer(nn.Module):
+class Spikformer(PrecisionMixin, nn.Module):
     """Spikformer-L-D: images -> logits.
 
     Forward: x [B, C, H, W] (direct-encoded: repeated over ``config.T``) or already encoded
@@ -73,4 +76,6 @@ class Spikformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         x = direct_encode(x, cfg.T, cfg.in_channels, cfg.img_size)
-        return self.head(self.forward_features(x)).mean(0)
+        with gemm_precision(self.precision, x.device.type):
+            y = self.head(self.forward_features(x)).mean(0)
+        return y.float()

@@ -94,7 +94,10 @@ def _nnz(x: torch.Tensor) -> torch.Tensor:
     return (x != 0).to(torch.float64)
 
 
-def _ssa_counts(q, k, v) -> tuple[float, float]:
+# The counts below stay on the model's device (0-d float64 tensors, exact below 2**53);
+# ``collect`` reads them all back once, at the end of the pass (no host sync per layer).
+
+def _ssa_counts(q, k, v) -> tuple[torch.Tensor, float]:
     """(nonzero, dense) products of q @ (k^T @ v) over [T, B, H, N, d]."""
     T, B, H, N, d = q.shape
     nk, nv, nq = _nnz(k), _nnz(v), _nnz(q)
@@ -102,10 +105,10 @@ def _ssa_counts(q, k, v) -> tuple[float, float]:
     m = k.transpose(-2, -1).to(torch.float64) @ v.to(torch.float64)  # [.., d, d]
     q_nz = (nq.sum(-2) * _nnz(m).sum(-1)).sum()                    # sum_i nnz(q_:i) nnz(M_i:)
     dense = 2.0 * T * B * H * N * d * d
-    return float(kv_nz + q_nz), dense
+    return kv_nz + q_nz, dense
 
 
-def _sdsa_counts(q, k, v) -> tuple[float, float]:
+def _sdsa_counts(q, k, v) -> tuple[torch.Tensor, float]:
     """(nonzero, dense) products of Q (.) SN_0.5(sum_N K (.) V)."""
     from stc.kernels.lif import lif_multistep
 
@@ -114,13 +117,14 @@ def _sdsa_counts(q, k, v) -> tuple[float, float]:
     s, _ = lif_multistep(kv.sum(-2, keepdim=True).float().contiguous(), v_th=0.5,
                          backend="torch")
     nz = _nnz(kv).sum() + _nnz(q * s).sum()
-    return float(nz), 2.0 * T * B * H * N * d
+    return nz, 2.0 * T * B * H * N * d
 
 
-def _dsformer_counts(q, k, v, window_size: int, sparse_ratio: float) -> tuple[float, float]:
+def _dsformer_counts(q, k, v, window_size: int,
+                     sparse_ratio: float) -> tuple[torch.Tensor, float]:
     """(nonzero, dense) products of Q_w K_w^T and S_sparse V_w per temporal window."""
     T, B, H, N, d = q.shape
-    nz = dense = 0.0
+    nz, dense = torch.zeros((), dtype=torch.float64, device=q.device), 0.0
     for t0 in range(0, T, window_size):
         w = min(window_size, T - t0)
 
@@ -129,12 +133,12 @@ def _dsformer_counts(q, k, v, window_size: int, sparse_ratio: float) -> tuple[fl
 
         qw, kw, vw = flat(q), flat(k), flat(v)
         L = w * N
-        nz += float((_nnz(qw).sum(-2) * _nnz(kw).sum(-2)).sum())      # sum_i nnzQ_i nnzK_i
+        nz = nz + (_nnz(qw).sum(-2) * _nnz(kw).sum(-2)).sum()      # sum_i nnzQ_i nnzK_i
         s = qw @ kw.transpose(-2, -1)                                  # [B, H, L, L]
         keep = max(1, math.ceil(sparse_ratio * L))
         kth = s.topk(keep, dim=-1).values[..., -1:]
         s_sparse = torch.where(s >= kth, s, torch.zeros_like(s))
-        nz += float((_nnz(s_sparse) * _nnz(vw).sum(-1).unsqueeze(-2)).sum())
+        nz = nz + (_nnz(s_sparse) * _nnz(vw).sum(-1).unsqueeze(-2)).sum()
         dense += 2.0 * B * H * L * L * d
     return nz, dense
 
@@ -146,7 +150,7 @@ class _Collector:
         self.order: list[str] = []
         self.handles = []
         self.qkv: dict[str, dict[str, torch.Tensor]] = {}
-        self.sums: dict[str, list[float]] = {}
+        self.sums: dict[str, list] = {}   # name -> [nonzero (device), inputs, spikes (device)]
         self.seen_encoding = False
         from stc.nn import LIF
         from stc.nn.attention import SDSA, SSA, DSFormerAttention, GradedLIF
@@ -165,21 +169,42 @@ class _Collector:
                 self.handles.append(mod.register_forward_hook(self._neuron_hook(name)))
 
     def _add(self, name, kind, flops, nz, dense, enc=False, out_spikes=None) -> None:
-        """Accumulate (a module may run more than once): FLOPs add, rates are pooled."""
+        """Accumulate (a module may run more than once): FLOPs add, rates are pooled.
+        ``nz`` and ``out_spikes`` are 0-d device tensors, summed on the device."""
         per = self.T * self.B
         rec = self.records.get(name)
         if rec is None:
             rec = self.records[name] = LayerStats(name, kind, 0.0, 0.0, self.T, enc, None)
-            self.sums[name] = [0.0, 0.0, 0.0]     # nonzero inputs, inputs, output spikes
+            self.sums[name] = [0.0, 0.0, None]    # nonzero inputs, inputs, output spikes
             self.order.append(name)
         acc = self.sums[name]
-        acc[0] += nz
+        acc[0] = acc[0] + nz
         acc[1] += dense
         rec.flops += flops / per
-        rec.in_firing_rate = acc[0] / acc[1] if acc[1] else 0.0
         if out_spikes is not None:
-            acc[2] += out_spikes
-            rec.out_firing_rate = acc[2] / acc[1] if acc[1] else 0.0
+            acc[2] = out_spikes if acc[2] is None else acc[2] + out_spikes
+
+    def finish(self) -> list[LayerStats]:
+        """Read every accumulated count back in one transfer and fill the rates."""
+        vals, slots = [], []
+        for name in self.order:
+            for i in (0, 2):
+                v = self.sums[name][i]
+                if isinstance(v, torch.Tensor):
+                    slots.append((name, i))
+                    vals.append(v.detach().to(torch.float64).reshape(()))
+        host = {}
+        if vals:
+            dev = vals[0].device
+            host = dict(zip(slots, torch.stack([v.to(dev) for v in vals]).tolist(),
+                            strict=True))
+        for name in self.order:
+            rec, acc = self.records[name], self.sums[name]
+            nz = host.get((name, 0), acc[0])
+            rec.in_firing_rate = float(nz) / acc[1] if acc[1] else 0.0
+            if acc[2] is not None:
+                rec.out_firing_rate = host[(name, 2)] / acc[1] if acc[1] else 0.0
+        return [self.records[name] for name in self.order]
 
     def _synapse_hook(self, name):
         def hook(mod, inp, out):
@@ -191,14 +216,14 @@ class _Collector:
                 per_out, kind = k * mod.in_channels // mod.groups, "conv"
             enc = not self.seen_encoding
             self.seen_encoding = True
-            self._add(name, kind, float(out.numel() * per_out), float(_nnz(x).sum()),
+            self._add(name, kind, float(out.numel() * per_out), _nnz(x).sum(),
                       float(x.numel()), enc=enc)
         return hook
 
     def _neuron_hook(self, name):
         def hook(mod, inp, out):
-            self._add(name, "neuron", float(out.numel()), float(_nnz(inp[0]).sum()),
-                      float(out.numel()), out_spikes=float(out.double().sum()))
+            self._add(name, "neuron", float(out.numel()), _nnz(inp[0]).sum(),
+                      float(out.numel()), out_spikes=out.double().sum())
         return hook
 
     def _qkv_hook(self, name, part):
@@ -233,6 +258,7 @@ def collect(model: nn.Module, x: torch.Tensor) -> list[LayerStats]:
 
     Returns:
         list[LayerStats]: conv / fc / attention / neuron records, per timestep per sample.
+        The counts accumulate on x's device and are read back once, after the forward.
 
     Raises:
         TypeError: x not a tensor. ValueError: x of rank < 2.
@@ -249,4 +275,4 @@ def collect(model: nn.Module, x: torch.Tensor) -> list[LayerStats]:
     finally:
         for h in col.handles:
             h.remove()
-    return [col.records[name] for name in col.order]
+    return col.finish()

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from stc.errors import check_choice, check_positive, check_tensor
+from stc.errors import check_choice, check_positive, check_tensor, scan_values
 
 FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 ENCODINGS = ("direct", "rate", "poisson", "latency")
@@ -34,9 +34,14 @@ def _check_T(T: object) -> int:
 
 
 def _check_unit(name: str, x: torch.Tensor) -> None:
-    if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+    """Range check [0, 1]: a read of x, so only where ``stc.errors.scan_values`` allows it
+    (host tensors, or device tensors inside ``stc.errors.validation()``)."""
+    if not x.numel() or not scan_values(x):
+        return
+    lo, hi = torch.stack(list(torch.aminmax(x.detach()))).tolist()   # one read
+    if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name} must lie in [0, 1]; got values in "
-                         f"[{float(x.min()):.4g}, {float(x.max()):.4g}] (normalise it first)")
+                         f"[{lo:.4g}, {hi:.4g}] (normalise it first)")
 
 
 def _generator(x: torch.Tensor, generator: torch.Generator | None,

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from stc.errors import UnsupportedTargetError, check_choice
+from stc.errors import UnsupportedTargetError, check_choice, check_finite, validation
 from stc.ir import Graph
+from stc.precision import check_precision, gemm_precision
 
 from .contract import POLICIES, contracts_of, prepare_inputs
 from .interpreter import RunResult, execute
@@ -29,18 +31,78 @@ class TensorSpec:
     shape: list[int]
 
 
+DEFAULT_GRAPH_BUCKETS = (1, 2, 4, 8)
+
+
+def batch_bucket(batch: int, buckets: tuple[int, ...]) -> int | None:
+    """The smallest bucket >= ``batch`` (the batch size a CUDA graph was captured at), or
+    None when ``batch`` exceeds every bucket (then the run is eager).
+
+    Raises:
+        ValueError: batch < 1.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    fits = [b for b in buckets if b >= batch]
+    return min(fits) if fits else None
+
+
+def check_buckets(buckets: object) -> tuple[int, ...]:
+    """Sorted, de-duplicated positive int batch sizes.
+
+    Raises:
+        TypeError / ValueError: not a sequence of ints >= 1.
+    """
+    if isinstance(buckets, (str, bytes)) or not hasattr(buckets, "__iter__"):
+        raise TypeError(f"graph_buckets must be a sequence of ints, got {buckets!r}")
+    out = []
+    for b in buckets:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            raise ValueError(f"graph_buckets must hold ints >= 1, got {b!r}")
+        out.append(b)
+    return tuple(sorted(set(out)))
+
+
+def pad_batch(t: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Zero-pad ``t`` along its batch dimension ``dim`` to ``size`` rows (no copy if equal).
+    Samples are independent in inference (BatchNorm folded or in eval mode), so padded rows
+    never change the real ones; they are sliced off with ``narrow(dim, 0, batch)``."""
+    n = t.shape[dim]
+    if n == size:
+        return t
+    if n > size:
+        raise ValueError(f"cannot pad a batch of {n} down to {size}")
+    shape = list(t.shape)
+    shape[dim] = size - n
+    return torch.cat([t, t.new_zeros(shape)], dim=dim)
+
+
+def slice_result(res: RunResult, batch: int, temporal: dict[str, bool]) -> RunResult:
+    """The first ``batch`` samples of a (padded) run: outputs along their batch dim (1 when
+    temporal, else 0) and the per-sample spike counts; copies, so a replay cannot
+    overwrite them."""
+    outs = {k: v.narrow(1 if temporal[k] else 0, 0, batch).clone()
+            for k, v in res.outputs.items()}
+    counts = {k: (c[:batch].clone(), per) for k, (c, per) in res.device_counts.items()}
+    return RunResult(outputs=outs, device_counts=counts)
+
+
 class Executable:
     """A graph ready to run on one device in one numerics mode.
 
     ``infer(inputs)`` takes batch-first numpy arrays: [B, *shape] for static inputs (the
     graph's Repeat encoder presents them for T steps) or [B, T, *shape] for temporal inputs,
     and returns batch-first outputs ([B, *shape], or [B, T, *shape] for spike-train outputs).
-    ``last_result`` keeps the outputs' spike statistics of the latest call.
+    ``last_result`` keeps the outputs' spike statistics of the latest call (counted on the
+    device; ``infer`` reads them with the outputs in one device-to-host transfer).
 
-    On CUDA with ``cuda_graphs=True``, float runs with a batch of at most
-    ``CUDA_GRAPH_MAX_BATCH`` are captured once per input shape into a CUDA graph and replayed
-    (no spike statistics on those runs). Capture is guarded: if anything in the graph cannot
-    be captured (e.g. a host sync inside an op), that shape falls back to eager execution.
+    CUDA graphs (device "cuda", float numerics, ``cuda_graphs=True``): at load, one graph
+    per batch bucket in ``graph_buckets`` is captured (static inputs; temporal inputs are
+    captured on first use of each (bucket, T)), under a lock and with
+    ``capture_error_mode="thread_local"`` so other threads' CUDA work is not disturbed. A
+    batch B runs on the smallest bucket >= B, zero-padded, and the outputs and statistics are
+    sliced back to B. A capture that fails is recorded in ``graph_status`` (and that bucket
+    runs eagerly); ``require_graphs=True`` raises instead.
 
     Args:
         graph: a verified IR graph (float, or quantised for numerics="fixed"); its tensors are
@@ -49,7 +111,11 @@ class Executable:
         inputs, outputs: TensorSpecs (default: derived from the graph).
         device: "cpu" | "cuda". numerics: "float" | "fixed".
         kernel_backend: stc.kernels backend; default "auto" on cuda, "torch" on cpu.
-        cuda_graphs: allow CUDA-graph replay for small batches on cuda.
+        cuda_graphs: capture and replay CUDA graphs on cuda (ignored on cpu).
+        graph_buckets: batch sizes to capture (default 1, 2, 4, 8).
+        precision: "fp32" | "tf32" | "bf16" for the linear/conv layers of float numerics
+            (``stc.precision``); fixed numerics are exact integers and need "fp32".
+        require_graphs: raise RuntimeError when a capture fails instead of running eagerly.
         input_policy: "reject" (default) | "preprocess": how inputs are held against the
             graph's input contract (stc.runtime.contract; no contract: not checked). With
             numerics="fixed" the fixed graph's input quantisation (round(x * scale),
@@ -57,24 +123,31 @@ class Executable:
             fixed graph takes the float model's input.
 
     Raises:
-        ValueError: unknown numerics, device or input_policy. UnsupportedTargetError: cuda
-            without CUDA. stc.ir.GraphError: numerics="fixed" on integer weights Loihi cannot
-            hold (Graph.verify).
+        ValueError: unknown numerics, device or precision, bad buckets, or a precision other
+            than fp32 with fixed numerics. UnsupportedTargetError: cuda without CUDA.
+        RuntimeError: a capture failed with ``require_graphs=True``.
+        stc.ir.GraphError: numerics="fixed" on integer weights Loihi cannot hold
+            (Graph.verify).
     """
-
-    CUDA_GRAPH_MAX_BATCH = 8
 
     def __init__(self, graph: Graph, *, name: str = "model", version: str = "1",
                  inputs: list[TensorSpec] | None = None,
                  outputs: list[TensorSpec] | None = None, device: str = "cpu",
                  numerics: str = "float", kernel_backend: str | None = None,
-                 cuda_graphs: bool = True, input_policy: str = "reject") -> None:
+                 cuda_graphs: bool = True,
+                 graph_buckets: tuple[int, ...] = DEFAULT_GRAPH_BUCKETS,
+                 precision: str = "fp32", require_graphs: bool = False,
+                 input_policy: str = "reject") -> None:
         check_choice("numerics", numerics, ("float", "fixed"))
         check_choice("input_policy", input_policy, POLICIES)
         if numerics == "fixed":
             graph.verify()  # rejects integer weights Lava's Dense would change
         self.input_policy = input_policy
         check_choice("device", device, ("cpu", "cuda"))
+        self.precision = check_precision(precision)
+        if numerics == "fixed" and precision != "fp32":
+            raise ValueError(f"precision {precision!r} applies to float numerics; fixed "
+                             "numerics are exact integer sums (use precision='fp32')")
         if device == "cuda" and not torch.cuda.is_available():
             raise UnsupportedTargetError("device 'gpu' needs CUDA, but torch.cuda.is_available()"
                                          " is False; use the cpu device (--device cpu on the "
@@ -89,6 +162,7 @@ class Executable:
         self.inputs = inputs or [TensorSpec(n.name, n.datatype, [-1] + ([-1] if n.temporal
                                             else []) + list(n.shape)) for n in graph.inputs()]
         temporal = graph.temporal()
+        self._temporal = temporal
         self.outputs = outputs or [
             TensorSpec(n.name, "FP32", [-1] + ([-1] if temporal[n.name] else []) + list(n.shape))
             for n in graph.outputs()]
@@ -98,21 +172,38 @@ class Executable:
             from .interpreter import fixed_plan_for
 
             fixed_plan_for(graph, self._cache)
-        self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        self.graph_buckets = check_buckets(graph_buckets)
+        self.require_graphs = bool(require_graphs)
+        self.cuda_graphs = (bool(cuda_graphs) and self.device.type == "cuda"
+                            and numerics == "float" and bool(self.graph_buckets))
         self._graphs: dict = {}
-        self._graph_failed: set = set()
+        self.graph_status: dict = {}   # key -> "captured" | "eager: <reason>"
+        self._lock = threading.Lock()
+        self._pool = None
         self._closed = False
+        if self.cuda_graphs and not any(n.temporal for n in graph.inputs()):
+            for b in sorted(self.graph_buckets, reverse=True):  # largest first: pool reuse
+                self._graph_entry(self._graph_key(b, None))
 
     def run(self, inputs: dict[str, torch.Tensor | np.ndarray], *, time_steps: int | None = None,
-            record_spikes: bool = False) -> RunResult:
+            record_spikes: bool = False, validate: bool = False) -> RunResult:
         """Run on batch-first inputs; returns a RunResult with T-first outputs.
+
+        Args:
+            inputs: name -> batch-first array or tensor.
+            time_steps: override the Repeat encoder's T.
+            record_spikes: keep every spiking node's train (runs eagerly).
+            validate: check the inputs' values (NaN/inf) once here, at the boundary: a host
+                scan for arrays and CPU tensors, one device read for a device tensor (the ops
+                themselves never read the device, ``stc.errors.validation``).
 
         Inputs are first held against the input contract (``input_policy``) and, in fixed
         numerics, quantised at the boundary (stc.runtime.contract.prepare_inputs).
 
         Raises:
-            ValueError: unknown/missing input names, wrong shapes or dtypes, input outside
-            the contract's range; RuntimeError after close().
+            ValueError: unknown/missing input names, wrong shapes or dtypes, non-finite values
+            with ``validate``, input outside the contract's range; RuntimeError after
+            close().
         """
         if self._closed:
             raise RuntimeError(f"executable {self.name!r} is closed")
@@ -129,10 +220,18 @@ class Executable:
             if name not in inputs:
                 raise ValueError(f"missing input {name!r}")
             a = inputs[name]
-            t = torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a
+            if not isinstance(a, torch.Tensor):
+                a = np.asarray(a)
+                if validate and a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+                    raise ValueError(f"input {name!r} contains NaN or inf; expected finite "
+                                     "values")      # a host scan: no device read
+            t = torch.as_tensor(a) if not isinstance(a, torch.Tensor) else a
             if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype in (
                     torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
                 raise ValueError(f"input {name!r} has unsupported dtype {t.dtype}")
+            if validate and isinstance(inputs[name], torch.Tensor):
+                with validation():
+                    check_finite(f"input {name!r}", t)
             t = t.to(self.device, torch.float32)
             lead = 2 if node.temporal else 1
             if t.dim() != lead + len(node.shape) or tuple(t.shape[lead:]) != tuple(node.shape):
@@ -142,66 +241,136 @@ class Executable:
             if node.temporal:
                 t = t.transpose(0, 1).contiguous()
             feeds[name] = t
-        batch = next(iter(feeds.values())).shape[1 if want[next(iter(feeds))].temporal else 0]
-        if (self.cuda_graphs and not record_spikes and self.numerics == "float"
-                and batch <= self.CUDA_GRAPH_MAX_BATCH):
-            res = self._run_graphed(feeds, time_steps)
-            if res is not None:
-                self.last_result = res
-                return res
-        with torch.no_grad():
-            res = execute(self.graph, feeds, numerics=self.numerics,
-                          kernel_backend=self.kernel_backend, time_steps=time_steps,
-                          record_spikes=record_spikes, cache=self._cache)
+        first = next(iter(feeds))
+        batch = feeds[first].shape[1 if want[first].temporal else 0]
+        if self.cuda_graphs and not record_spikes and batch >= 1:
+            bucket = batch_bucket(batch, self.graph_buckets)
+            if bucket is not None:
+                res = self._run_graphed(feeds, batch, bucket, time_steps)
+                if res is not None:
+                    self.last_result = res
+                    return res
+        res = self._execute(feeds, time_steps, record_spikes)
         self.last_result = res
         return res
 
-    def _run_graphed(self, feeds: dict[str, torch.Tensor],
-                     time_steps: int | None) -> RunResult | None:
-        """Replay (capturing on first use) a CUDA graph for these input shapes; None when the
-        graph cannot be captured (then the caller runs eagerly)."""
-        key = (tuple((k, tuple(v.shape)) for k, v in sorted(feeds.items())), time_steps)
-        if key in self._graph_failed:
-            return None
-        entry = self._graphs.get(key)
-        if entry is None:
-            def step(static):
-                return execute(self.graph, static, numerics="float",
-                               kernel_backend=self.kernel_backend, time_steps=time_steps,
-                               cache=self._cache, stats=False)
+    def _execute(self, feeds: dict[str, torch.Tensor], time_steps: int | None,
+                 record_spikes: bool = False) -> RunResult:
+        """One eager run at this executable's precision; float outputs in float32."""
+        with torch.no_grad(), gemm_precision(self.precision, self.device.type):
+            res = execute(self.graph, feeds, numerics=self.numerics,
+                          kernel_backend=self.kernel_backend, time_steps=time_steps,
+                          record_spikes=record_spikes, cache=self._cache)
+            if self.precision == "bf16":
+                res.outputs = {k: v.float() if v.is_floating_point() else v
+                               for k, v in res.outputs.items()}
+        return res
+
+    # -- CUDA graphs -------------------------------------------------------------------------
+
+    def _graph_key(self, bucket: int, time_steps: int | None,
+                   feeds: dict[str, torch.Tensor] | None = None) -> tuple:
+        """(bucket, T override, temporal inputs' T) identifies one captured graph."""
+        ts = tuple(sorted((k, v.shape[0]) for k, v in (feeds or {}).items()
+                          if self._temporal[k]))
+        return (bucket, time_steps, ts)
+
+    def _static_feeds(self, key: tuple) -> dict[str, torch.Tensor]:
+        bucket, _, ts = key
+        t_of = dict(ts)
+        out = {}
+        for n in self.graph.inputs():
+            lead = [t_of[n.name], bucket] if n.temporal else [bucket]
+            out[n.name] = torch.zeros(*lead, *n.shape, device=self.device)
+        return out
+
+
+    def _graph_entry(self, key: tuple):
+        """The captured graph of ``key`` (capturing it now, under the lock), or None when its
+        capture failed (recorded in ``graph_status``)."""
+        with self._lock:
+            if key in self._graphs:
+                return self._graphs[key]
+            if self.graph_status.get(key, "").startswith("eager"):
+                return None
             try:
-                static = {k: v.clone() for k, v in feeds.items()}
+                static = self._static_feeds(key)
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
-                with torch.no_grad(), torch.cuda.stream(side):
-                    for _ in range(2):  # warm-up: kernel compilation, module building
-                        step(static)
+                with torch.cuda.stream(side):
+                    for _ in range(2):  # warm-up: Triton compilation, attention modules
+                        self._execute(static, key[1])
                 torch.cuda.current_stream().wait_stream(side)
+                if self._pool is None:
+                    self._pool = torch.cuda.graph_pool_handle()
                 cg = torch.cuda.CUDAGraph()
-                with torch.no_grad(), torch.cuda.graph(cg):
-                    out = step(static)
-            except Exception:  # any capture failure: remember and run eagerly
-                self._graph_failed.add(key)
+                with torch.cuda.graph(cg, pool=self._pool,
+                                      capture_error_mode="thread_local"):
+                    out = self._execute(static, key[1])
+            except Exception as e:  # a capture failure: record it, then eager (or raise)
+                self.graph_status[key] = f"eager: {type(e).__name__}: {e}"
+                if self.require_graphs:
+                    raise RuntimeError(f"CUDA-graph capture of {self.name!r} at batch "
+                                       f"{key[0]} failed: {e}") from e
                 return None
-            entry = self._graphs[key] = (cg, static, out)
-        cg, static, out = entry
-        for k, v in feeds.items():
-            static[k].copy_(v)
-        cg.replay()
-        return RunResult(outputs={k: v.clone() for k, v in out.outputs.items()})
+            self._graphs[key] = (cg, static, out)
+            self.graph_status[key] = "captured"
+            return self._graphs[key]
 
-    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Batch-first numpy in, batch-first float32 numpy out (see class docstring)."""
-        res = self.run(inputs)
-        temporal = self.graph.temporal()
-        out = {}
+    def _run_graphed(self, feeds: dict[str, torch.Tensor], batch: int, bucket: int,
+                     time_steps: int | None) -> RunResult | None:
+        """Pad ``feeds`` to ``bucket``, replay its graph and slice back to ``batch``; None
+        when that graph could not be captured (the caller runs eagerly)."""
+        key = self._graph_key(bucket, time_steps, feeds)
+        entry = self._graph_entry(key)
+        if entry is None:
+            return None
+        cg, static, out = entry
+        with self._lock:  # one replay at a time: the static buffers are shared
+            for k, v in feeds.items():
+                static[k].copy_(pad_batch(v, bucket, 1 if self._temporal[k] else 0))
+            cg.replay()
+            return slice_result(out, batch, self._temporal)
+
+    def graphs_captured(self) -> list[int]:
+        """Batch buckets with a captured CUDA graph (sorted)."""
+        return sorted({k[0] for k, v in self.graph_status.items() if v == "captured"})
+
+    # -- numpy boundary ----------------------------------------------------------------------
+
+    def infer(self, inputs: dict[str, np.ndarray], *, validate: bool = True
+              ) -> dict[str, np.ndarray]:
+        """Batch-first numpy in, batch-first float32 numpy out (see class docstring).
+
+        The request boundary (the server and ``stc run`` call this): the numpy inputs are
+        checked for NaN/inf on the host (``validate``, on by default; no device read), the
+        outputs and the spike statistics come back in one device-to-host transfer.
+
+        Raises:
+            ValueError: as ``run``, and non-finite input values.
+        """
+        res = self.run(inputs, validate=validate)
+        names, parts = [], []
         for name, y in res.outputs.items():
-            y = y.transpose(0, 1) if temporal[name] else y
-            out[name] = y.detach().to("cpu", torch.float32).numpy()
+            y = y.transpose(0, 1) if self._temporal[name] else y
+            names.append((name, tuple(y.shape)))
+            parts.append(y.detach().to(torch.float32).reshape(-1).to(torch.float64))
+        counts = res.stacked_counts()
+        if counts is not None:
+            parts.append(counts.to(torch.float64))
+        flat = (torch.cat(parts) if len(parts) > 1 else parts[0]).cpu().numpy()  # one read
+        out, at = {}, 0
+        for name, shape in names:
+            n = int(np.prod(shape, dtype=np.int64))
+            out[name] = flat[at:at + n].astype(np.float32).reshape(shape)
+            at += n
+        if counts is not None:
+            res.read_stats(flat[at:].tolist())
         return out
 
     def close(self) -> None:
-        """Release the executable (tensors dropped); later calls raise RuntimeError."""
+        """Release the executable (tensors and graphs dropped); later calls raise
+        RuntimeError."""
         self._closed = True
         self.graph = Graph()
         self._cache.clear()
@@ -210,7 +379,8 @@ class Executable:
 
 def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | None = None,
                 public_key: object = None, kernel_backend: str | None = None,
-                backend: str | None = None, input_policy: str = "reject") -> Executable:
+                backend: str | None = None, input_policy: str = "reject",
+                precision: str = "fp32") -> Executable:
     """Load and verify a ``.stcb`` bundle, then bind it to a device.
 
     Args:
@@ -234,6 +404,8 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
             contracts existed) are not checked. Fixed numerics, on every backend, take the
             float model's input: the fixed graph's input quantisation is applied at the
             boundary (stc.runtime.contract).
+        precision: "fp32" | "tf32" | "bf16" GEMM precision of float numerics (stc.precision;
+            cpu/gpu only).
 
     Returns:
         Executable with name, version, inputs, outputs (TensorSpec), infer(), close().
@@ -262,6 +434,7 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
     check_choice("device", device, DEVICES + tuple(DEVICE_ALIASES))
     backend = device  # the name used below
     check_choice("input_policy", input_policy, POLICIES)
+    check_precision(precision)
     if numerics is not None:
         check_choice("numerics", numerics, ("float", "fixed"))
     bundle = read_bundle(path, public_key=public_key)
@@ -273,6 +446,9 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
                                          f"cannot be imported: {e}") from None
         if numerics == "float":
             raise ValueError(f"backend {backend!r} runs fixed-point numerics only")
+        if precision != "fp32":
+            raise ValueError(f"precision {precision!r} does not apply to {backend!r} "
+                             "(fixed-point numerics); use precision='fp32'")
         if bundle.fixed_graph is None:
             raise ValueError(f"bundle {path} has no fixed-point graph for {backend!r}; "
                              "re-bundle with quantisation (stc bundle --fixed)")
@@ -298,7 +474,8 @@ def load_bundle(path: str | Path, *, device: str | None = None, numerics: str | 
                       for s in bundle.manifest[key]]
     return Executable(graph, name=bundle.name, version=bundle.version, inputs=specs["inputs"],
                       outputs=specs["outputs"], device="cuda" if backend == "gpu" else "cpu",
-                      numerics=mode, kernel_backend=kernel_backend, input_policy=input_policy)
+                      numerics=mode, kernel_backend=kernel_backend, input_policy=input_policy,
+                      precision=precision)
 
 
 class ContractGuard:

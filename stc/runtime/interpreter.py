@@ -30,12 +30,59 @@ from .fixed_plan import NodePlan, plan_fixed, work_per_sample_step
 class RunResult:
     """Outputs (name -> tensor, T-first where temporal) and per-layer spike statistics:
     ``spike_counts[name]`` total spikes of a spiking node, ``firing_rates[name]`` spikes per
-    neuron per timestep, and ``spike_trains`` (name -> [T, B, ...]) when requested."""
+    neuron per timestep, and ``spike_trains`` (name -> [T, B, ...]) when requested.
+
+    The counts stay on the device (``device_counts``: name -> (spikes per sample [B]
+    float64, neurons x timesteps per sample)) until ``spike_counts`` or ``firing_rates`` is
+    first read; that read moves all of them to the host in one transfer (``read_stats``), so
+    a forward makes no host sync per layer.
+    """
 
     outputs: dict[str, torch.Tensor]
-    spike_counts: dict[str, int] = field(default_factory=dict)
-    firing_rates: dict[str, float] = field(default_factory=dict)
     spike_trains: dict[str, torch.Tensor] = field(default_factory=dict)
+    device_counts: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)
+    _host: tuple[dict[str, int], dict[str, float]] | None = field(default=None, repr=False)
+
+    def stacked_counts(self) -> torch.Tensor | None:
+        """All layers' spike totals as one float64 device tensor [layers] (None if none)."""
+        if not self.device_counts:
+            return None
+        return torch.stack([c.sum() for c, _ in self.device_counts.values()])
+
+    def read_stats(self, counts: list[float] | None = None) -> None:
+        """Fill the host statistics from ``device_counts`` in one read, or from ``counts``
+        (``stacked_counts()`` already read by the caller)."""
+        names = list(self.device_counts)
+        if counts is None:
+            st = self.stacked_counts()
+            counts = [] if st is None else st.tolist()
+        if len(counts) != len(names):
+            raise ValueError(f"read_stats: {len(counts)} counts for {len(names)} layers")
+        spikes = {n: int(round(c)) for n, c in zip(names, counts, strict=True)}
+        rates = {n: spikes[n] / max(1, self.device_counts[n][1] * self.device_counts[n][0]
+                                    .numel()) for n in names}
+        self._host = (spikes, rates)
+
+    @property
+    def spike_counts(self) -> dict[str, int]:
+        """Total spikes per spiking node (read from the device on first access)."""
+        if self._host is None:
+            self.read_stats()
+        return self._host[0]
+
+    @property
+    def firing_rates(self) -> dict[str, float]:
+        """Spikes per neuron per timestep per spiking node (read on first access)."""
+        if self._host is None:
+            self.read_stats()
+        return self._host[1]
+
+
+def _per_sample_counts(y: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Spikes per sample of a [T, B, ...] train (float64 [B], on y's device; no host read)
+    and the neurons x timesteps per sample."""
+    B = y.shape[1]
+    return y.reshape(y.shape[0], B, -1).sum(dim=(0, 2), dtype=torch.float64), y.numel() // B
 
 
 def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
@@ -216,8 +263,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         time_steps: overrides every Repeat node's T.
         record_spikes: also return the spike trains of every spiking node.
         cache: a dict to keep rebuilt attention modules between calls (Executable passes one).
-        stats: count spikes (accumulated on the device, read once at the end; off while
-            capturing a CUDA graph).
+        stats: count spikes per spiking node, on the device (read lazily, see RunResult).
         input_bounds: fixed numerics: Input name -> max |x| the feeds respect (default
             ``graph.metadata["input_bounds"]``, else from the Input's datatype;
             stc.runtime.fixed_plan). It decides the float precision of exact integer sums.
@@ -233,7 +279,6 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
     temporal = graph.temporal()
     vals: dict[str, torch.Tensor] = {}
     res = RunResult(outputs={})
-    counts: list = []
     for n in graph.nodes:
         ins = [vals[s] for s in n.inputs]
         x = ins[0] if ins else None
@@ -310,7 +355,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 mod = cache[key]
             y = mod(x.contiguous())
             if n.kind != "sdsa" and stats:
-                counts.append((n.name, y.sum(), y.numel()))
+                res.device_counts[n.name] = _per_sample_counts(y)
         elif op == "AttentionCore":
             if not tm:
                 raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
@@ -320,7 +365,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
             y = _sdsa_core(n, ins, False, kernel_backend)
             if stats:
-                counts.append((n.name, y.sum(), y.numel()))
+                res.device_counts[n.name] = _per_sample_counts(y)
             if record_spikes:
                 res.spike_trains[n.name] = y
         elif op == "TokenMean":
@@ -344,7 +389,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             elif op == "CubaLIF":
                 y = _cuba_loop(graph, n, x)
             if stats and not (op == "CubaLIF" and n.output == "v"):
-                counts.append((n.name, y.sum(), y.numel()))
+                res.device_counts[n.name] = _per_sample_counts(y)
             if record_spikes and not (op == "CubaLIF" and n.output == "v"):
                 res.spike_trains[n.name] = y
         else:
@@ -352,18 +397,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         vals[n.name] = y
         if op == "Output":
             res.outputs[n.name] = y
-    _read_counts(res, counts)
     return res
-
-
-def _read_counts(res: RunResult, counts: list) -> None:
-    """Fill spike_counts / firing_rates from device sums with one host read."""
-    if not counts:
-        return
-    totals = torch.stack([c.to(torch.float64) for _, c, _ in counts]).cpu().tolist()
-    for (name, _, numel), cnt in zip(counts, totals):
-        res.spike_counts[name] = int(cnt)
-        res.firing_rates[name] = int(cnt) / max(1, numel)
 
 
 def fixed_plan_for(graph: Graph, cache: dict | None = None,
@@ -417,7 +451,6 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
     temporal = graph.temporal()
     vals: dict[str, torch.Tensor] = {}
     res = RunResult(outputs={})
-    counts: list = []
     for n in graph.nodes:
         ins = [vals[s] for s in n.inputs]
         x = ins[0] if ins else None
@@ -502,7 +535,7 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
                 raise ValueError(f"node {n.name!r} needs temporal tokens [T, B, N, D]")
             y = _sdsa_core(n, ins, True, kernel_backend)
             if stats:
-                counts.append((n.name, y.sum(), y.numel()))
+                res.device_counts[n.name] = _per_sample_counts(y)
             if record_spikes:
                 res.spike_trains[n.name] = y.to(torch.int64)
         elif op == "TokenMean":
@@ -525,7 +558,7 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
             else:
                 y = _loihi(graph, n, x, kernel_backend, plan)
             if stats:
-                counts.append((n.name, y.sum(), y.numel()))
+                res.device_counts[n.name] = _per_sample_counts(y)
             if record_spikes:
                 res.spike_trains[n.name] = y.to(torch.int64)
         else:
@@ -533,5 +566,4 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
         vals[n.name] = y
         if op == "Output":
             res.outputs[n.name] = y
-    _read_counts(res, counts)
     return res
