@@ -227,15 +227,17 @@ def fwd_config(interpreted: bool | None = None) -> dict:
 def bwd_config(T: int, interpreted: bool | None = None) -> dict:
     """Backward launch config for T timesteps: CHUNK, CHUNK_PAD, NCK_PAD, BLOCK, num_warps.
 
-    The H register tile holds one chunk of CHUNK = min(T, MAX_CHUNK) steps (CHUNK_PAD rows,
-    the next power of two); T > MAX_CHUNK adds a checkpoint tile of V at each chunk start
-    (NCK_PAD rows) and a second forward recomputation. GPU: BLOCK 512 over 4 warps, i.e. 4
-    consecutive neurons per thread (128-bit fp32 loads) at every T, with at most
-    (16 + NCK_PAD) * 4 tile values per thread (no spill in the AOT check up to T = 64).
+    The H register tile holds one chunk of CHUNK steps (CHUNK_PAD rows, the next power of
+    two): CHUNK = T up to 16, 16 up to T = 32, 8 beyond; T > CHUNK adds a checkpoint tile of V
+    at each chunk start (NCK_PAD rows) and a second forward recomputation. GPU: BLOCK 512
+    over 4 warps, i.e. 4 consecutive neurons per thread (128-bit fp32 loads) at every T, with
+    (CHUNK_PAD + NCK_PAD) * 4 tile values per thread (no spill in the AOT check up to T = 64,
+    triton 3.6 and 3.7).
     Interpreter: one chunk per T <= 16 and blocks of up to 8192 neurons.
     """
     interpreted = triton_interpreted() if interpreted is None else interpreted
-    chunk = min(T, MAX_CHUNK)
+    # more than 2 chunks: 8-step chunks keep tile + checkpoints at <= 64 + 4 * NCK_PAD values
+    chunk = min(T, MAX_CHUNK if T <= 2 * MAX_CHUNK else MAX_CHUNK // 2)
     chunk_pad = triton.next_power_of_2(chunk)
     nck_pad = triton.next_power_of_2(triton.cdiv(T, chunk))
     if interpreted:
