@@ -365,7 +365,7 @@ def to_markdown(records: list[dict], meta: dict) -> str:
         f"Date (UTC): {meta['date']}; triton {meta['triton']}, torch {meta['torch']}, "
         f"ptxas from the triton wheel ({meta['ptxas']}); host: {meta['host']} "
         f"(no GPU; compile only, shared machine, load average {meta['load']}).",
-        "",
+        *([meta["note"], ""] if meta.get("note") else [""]),
         "Registers per thread and spill bytes from `ptxas -v`; widest global load/store from "
         "the PTX (128 = `ld.global.v4.b32` or a 16-byte `cp.async`; TMA bulk copies are not "
         "counted). Pointers compiled 16-byte aligned, sizes named in the spec "
@@ -408,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSON output file")
     p.add_argument("--md", type=Path, default=RESULTS / "aot_sm90a_sm80.md",
                    help="Markdown output file ('-' for none)")
+    p.add_argument("--note", default="", help="a line added to the Markdown header")
     args = p.parse_args(argv)
     import torch
     import triton
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         "ptxas": (re.findall(r"V[\d.]+", ver) or ["?"])[-1],
         "host": f"{platform.machine()} {os.cpu_count()} cores",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(time.perf_counter() - t0, 1), "note": args.note,
     }
     _atomic_write(args.json, json.dumps({"meta": meta, "records": records,
                                          "failures": failures(records)}, indent=1) + "\n")
