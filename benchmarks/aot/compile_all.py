@@ -185,15 +185,23 @@ def _attention_specs() -> list[Spec]:
     qkvo = ("q_", "k_", "v_", "o_")
     # (input dtype, d, OP, ACC, quick): fp16 / bf16 spikes on tensor cores, fp32 spikes
     # declared binary (fp16 operands), graded counts (split), undeclared fp32 (IEEE)
-    for dt, d, op, acc, quick in (("fp16", 64, OP_FP16, ACC_SINGLE, True),
-                                  ("bf16", 64, OP_BF16, ACC_SINGLE, False),
-                                  ("fp32", 64, OP_FP16, ACC_SINGLE, False),
-                                  ("fp16", 64, OP_FP16, ACC_SPLIT, False),
-                                  ("fp32", 64, OP_IEEE, ACC_SINGLE, False),
-                                  ("fp16", 32, OP_FP16, ACC_SINGLE, False)):
-        cfg = ss.ssa_config(d, op, interpreted=False)
+    # every autotune config of the first (fp16, d = 64) and of the IEEE / d = 128 plans
+    variants = []
+    for dt, d, op, acc, quick, all_cfgs in (("fp16", 64, OP_FP16, ACC_SINGLE, True, True),
+                                            ("bf16", 64, OP_BF16, ACC_SINGLE, False, False),
+                                            ("fp32", 64, OP_FP16, ACC_SINGLE, False, False),
+                                            ("fp16", 64, OP_FP16, ACC_SPLIT, False, True),
+                                            ("fp32", 64, OP_IEEE, ACC_SINGLE, False, True),
+                                            ("fp16", 32, OP_FP16, ACC_SINGLE, False, False),
+                                            ("fp16", 128, OP_FP16, ACC_SINGLE, False, True)):
+        cfgs = ss.ssa_configs(d, op) if all_cfgs else ss.ssa_configs(d, op)[:1]
+        for i, c in enumerate(cfgs):
+            variants.append((dt, d, op, acc, quick and i == 0,
+                             {**c, "BLOCK_D": ss.block_dim(d)}))
+    for dt, d, op, acc, quick, cfg in variants:
         out.append(Spec(
-            f"ssa_fwd[{dt},d={d},{op_name[op]}{acc_name[acc]}]",
+            f"ssa_fwd[{dt},d={d},{op_name[op]}{acc_name[acc]},BLOCK_N={cfg['BLOCK_N']},"
+            f"w={cfg['num_warps']},s={cfg['num_stages']}]",
             "stc.kernels.attention.ssa.triton_ssa:_ssa_fwd_kernel",
             {**{f"{p}ptr": f"*{dt}" for p in qkvo}, **strides(*qkvo),
              "B": "i32", "H": "i32", "N": "i32", "scale": "fp32"},
@@ -389,7 +397,7 @@ def to_markdown(records: list[dict], meta: dict) -> str:
     bad = failures(records)
     lines += ["", "Check (no spill; LIF forward with 128-bit loads): "
               + ("**passed**" if not bad else "**failed**: " + "; ".join(bad)), ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ import triton
 import triton.language as tl
 
 from ..._backend import triton_interpreted
+from ..._tuning import Tuned
 from .._exact import dot, dot_acc_rhs, to_operand
 from .._launch import (
     OP_FP16,
@@ -36,23 +37,34 @@ from .._launch import (
     operand_kind,
 )
 
-# GPU: BLOCK_N tokens per step, 4 warps; the interpreter: few, large blocks.
-GPU_BLOCK_N = 64
-INTERP_BLOCK_N = 128
+# GPU autotune configs (kernels/_tuning.py), keyed on (N, B, H); a [BLOCK_D, BLOCK_D] fp32
+# accumulator lives in registers. Tensor-core plans up to d = 64: 4-8 warps, 32-64 tokens per
+# step. IEEE fp32 dots (FMA, no tensor cores) or d > 64: 8 warps and smaller token blocks.
+# Every config is compiled by benchmarks/aot/compile_all.py (no spill).
+TC_CONFIGS = [
+    {"BLOCK_N": 64, "num_warps": 4, "num_stages": 2},
+    {"BLOCK_N": 32, "num_warps": 4, "num_stages": 2},
+    {"BLOCK_N": 64, "num_warps": 4, "num_stages": 3},
+    {"BLOCK_N": 64, "num_warps": 8, "num_stages": 2},
+]
+WIDE_CONFIGS = [
+    {"BLOCK_N": 32, "num_warps": 8, "num_stages": 2},
+    {"BLOCK_N": 16, "num_warps": 8, "num_stages": 2},
+]
+INTERP_CONFIG = {"BLOCK_N": 128, "num_warps": 4, "num_stages": 1}
+
+
+def ssa_configs(d: int, op: int = OP_FP16) -> list[dict]:
+    """The GPU autotune configs for head dim d and operand kind op (first = default)."""
+    return WIDE_CONFIGS if block_dim(d) > 64 or op == OP_IEEE else TC_CONFIGS
 
 
 def ssa_config(d: int, op: int = OP_FP16, interpreted: bool | None = None) -> dict:
-    """Launch config for head dim d and operand kind op: BLOCK_N, BLOCK_D, num_warps,
-    num_stages. A [BLOCK_D, BLOCK_D] fp32 accumulator lives in registers: 4 warps up to
-    d = 64 on tensor cores, 8 warps and half the token block for IEEE fp32 dots (FMA, no
-    tensor cores) or d > 64 (no spill in the AOT check)."""
+    """Default launch config (BLOCK_N, BLOCK_D, num_warps, num_stages): the interpreter's, or
+    the first GPU autotune config for (d, op)."""
     interpreted = triton_interpreted() if interpreted is None else interpreted
-    bd = block_dim(d)
-    if interpreted:
-        return {"BLOCK_N": INTERP_BLOCK_N, "BLOCK_D": bd, "num_warps": 4, "num_stages": 1}
-    if bd > 64 or op == OP_IEEE:
-        return {"BLOCK_N": 32, "BLOCK_D": bd, "num_warps": 8, "num_stages": 2}
-    return {"BLOCK_N": GPU_BLOCK_N, "BLOCK_D": bd, "num_warps": 4, "num_stages": 2}
+    cfg = INTERP_CONFIG if interpreted else ssa_configs(d, op)[0]
+    return {**cfg, "BLOCK_D": block_dim(d)}
 
 
 @triton.jit
@@ -93,6 +105,10 @@ def _ssa_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr,
                  o.to(o_ptr.dtype.element_ty), mask=mask)
 
 
+_SSA_TC = Tuned(_ssa_fwd_kernel, TC_CONFIGS, key=["N", "B", "H"], interp=INTERP_CONFIG)
+_SSA_WIDE = Tuned(_ssa_fwd_kernel, WIDE_CONFIGS, key=["N", "B", "H"], interp=INTERP_CONFIG)
+
+
 def ssa_plan(dtype: torch.dtype, N: int, max_value: float | None) -> tuple[int, int]:
     """(OP, ACC) constexprs for inputs of ``dtype`` bounded by ``max_value`` (None:
     unknown): KV = K^T V is bounded by N * max_value**2."""
@@ -110,8 +126,8 @@ def ssa_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
     T, B, H, N, d = q.shape
     out = empty_out(q)
     op, acc = ssa_plan(q.dtype, N, max_value)
-    cfg = ssa_config(d, op)
-    _ssa_fwd_kernel[(T * B * H,)](
+    tuned = _SSA_WIDE if ssa_configs(d, op) is WIDE_CONFIGS else _SSA_TC
+    tuned[lambda meta: (T * B * H,)](
         q, k, v, out, *head_strides(q), *head_strides(k), *head_strides(v),
-        *head_strides(out), B, H, N, float(scale), D=d, OP=op, ACC=acc, **cfg)
+        *head_strides(out), B, H, N, float(scale), D=d, BLOCK_D=block_dim(d), OP=op, ACC=acc)
     return finish(out, q.dtype)
