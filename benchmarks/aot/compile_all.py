@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "0"  # before any kernel module is imported
+if __name__ == "__main__":
+    os.environ["TRITON_INTERPRET"] = "0"  # before any kernel module is imported
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
@@ -254,8 +255,16 @@ def all_specs() -> list[Spec]:
 
 
 def _jit_fn(obj):
-    """The JITFunction under autotune/heuristics wrappers."""
-    while not hasattr(obj, "arg_names") or type(obj).__name__ != "JITFunction":
+    """The JITFunction under autotune/heuristics wrappers.
+
+    Raises:
+        RuntimeError: the kernels were imported under TRITON_INTERPRET=1 (interpreted
+            functions cannot be compiled; run this script as its own process).
+    """
+    while type(obj).__name__ != "JITFunction":
+        if type(obj).__name__ == "InterpretedFunction" or not hasattr(obj, "fn"):
+            raise RuntimeError("kernels were imported under TRITON_INTERPRET=1; run "
+                               "benchmarks/aot/compile_all.py in its own process")
         obj = obj.fn
     return obj
 
