@@ -24,11 +24,13 @@ import torch
 import triton
 import triton.language as tl
 
+from .._tuning import Tuned
 from ..lif.surrogate import surrogate_id
-from ..lif.triton_lif import surrogate_grad
+from ..lif.triton_lif import FWD_CONFIGS, FWD_INTERP, surrogate_grad
 
-BLOCK = 1024
-_BWD_TILE = 4096  # T_PAD * BLOCK fp32 values per register tile
+BLOCK = 1024     # default forward block (first GPU config); the forward is autotuned on GPU
+NUM_WARPS = 4
+_BWD_TILE = 4096  # T_PAD * BLOCK fp32 values per register tile (two tiles: H and theta)
 
 
 @triton.jit
@@ -51,8 +53,9 @@ def _alif_fwd_kernel(
     mask = offs < N
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     a = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    for t in range(T):
-        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+    cur = offs  # int64 element offset of (t, n): no int32 overflow for T * N >= 2**31
+    for _t in range(T):
+        x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
         h = _alif_charge(v, x, tau, vr, DECAY_INPUT)
         theta = v_th + beta * a
         s = tl.where(h - theta >= 0.0, 1.0, 0.0)
@@ -61,7 +64,8 @@ def _alif_fwd_kernel(
         else:
             v = h - theta * s
         a = rho * a + omr * s
-        tl.store(s_ptr + t * N + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+        tl.store(s_ptr + cur, s.to(s_ptr.dtype.element_ty), mask=mask)
+        cur += N
     tl.store(v_ptr + offs, v, mask=mask)
     tl.store(a_ptr + offs, a, mask=mask)
 
@@ -82,8 +86,9 @@ def _alif_bwd_kernel(
     a = tl.load(a0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     hs = tl.zeros([T_PAD, BLOCK], dtype=tl.float32)
     ths = tl.zeros([T_PAD, BLOCK], dtype=tl.float32)
+    cur = offs  # int64 element offset of (t, n)
     for t in range(T):
-        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
         h = _alif_charge(v, x, tau, vr, DECAY_INPUT)
         theta = v_th + beta * a
         s = tl.where(h - theta >= 0.0, 1.0, 0.0)
@@ -94,6 +99,7 @@ def _alif_bwd_kernel(
         a = rho * a + omr * s
         hs = tl.where(rows == t, h[None, :], hs)
         ths = tl.where(rows == t, theta[None, :], ths)
+        cur += N
     # phase 2: reverse-time recurrence
     gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     ga = tl.load(ga_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -104,12 +110,13 @@ def _alif_bwd_kernel(
         dh_dx = 1.0
     for k in range(T):
         t = T - 1 - k
+        cur -= N
         h = tl.sum(tl.where(rows == t, hs, 0.0), axis=0)
         theta = tl.sum(tl.where(rows == t, ths, 0.0), axis=0)
         u = h - theta
         s = tl.where(u >= 0.0, 1.0, 0.0)
         g = surrogate_grad(u, alpha, SURR)
-        gs = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        gs = tl.load(gs_ptr + cur, mask=mask, other=0.0).to(tl.float32)
         ds = gs + omr * ga
         if not DETACH:
             if HARD:
@@ -125,15 +132,19 @@ def _alif_bwd_kernel(
             dth = -du - s * gv
         ga = rho * ga + beta * dth
         gv = dh * dh_dv
-        tl.store(gx_ptr + t * N + offs, dh * dh_dx, mask=mask)
+        tl.store(gx_ptr + cur, dh * dh_dx, mask=mask)
     tl.store(gv0_ptr + offs, gv, mask=mask)
     tl.store(ga0_ptr + offs, ga, mask=mask)
 
 
-def _bwd_block(T: int, N: int) -> tuple[int, int]:
+def bwd_block(T: int, N: int) -> tuple[int, int]:
+    """(T_PAD, BLOCK) of the backward register tiles: at most 4096 fp32 values each."""
     t_pad = triton.next_power_of_2(T)
     block = max(1, min(BLOCK, _BWD_TILE // t_pad, triton.next_power_of_2(N)))
     return t_pad, block
+
+
+_ALIF_FWD = Tuned(_alif_fwd_kernel, FWD_CONFIGS, key=["N", "T"], interp=FWD_INTERP)
 
 
 class ALIFTritonFn(torch.autograd.Function):
@@ -147,10 +158,9 @@ class ALIFTritonFn(torch.autograd.Function):
         v = torch.empty(N, dtype=torch.float32, device=x2.device)
         a = torch.empty_like(v)
         if N:
-            block = min(BLOCK, triton.next_power_of_2(N))
-            _alif_fwd_kernel[(triton.cdiv(N, block),)](
+            _ALIF_FWD[lambda meta: (triton.cdiv(N, meta["BLOCK"]),)](
                 x2, v0, a0, s, v, a, T, N, tau, v_th, vr, beta, rho, omr,
-                DECAY_INPUT=decay_input, HARD=hard, BLOCK=block,
+                DECAY_INPUT=decay_input, HARD=hard,
             )
         ctx.save_for_backward(x2, v0, a0)
         ctx.cfg = (tau, v_th, vr, beta, rho, omr, decay_input, hard, detach, surr, alpha)
@@ -167,7 +177,7 @@ class ALIFTritonFn(torch.autograd.Function):
         gx = torch.empty(x2.shape, dtype=torch.float32, device=x2.device)
         gv0, ga0 = torch.empty_like(v0), torch.empty_like(a0)
         if N:
-            t_pad, block = _bwd_block(T, N)
+            t_pad, block = bwd_block(T, N)
             _alif_bwd_kernel[(triton.cdiv(N, block),)](
                 x2, v0, a0, gs, gv, ga, gx, gv0, ga0, N, tau, v_th, vr, beta, rho, omr, alpha,
                 T=T, T_PAD=t_pad, BLOCK=block, DECAY_INPUT=decay_input, HARD=hard,

@@ -7,6 +7,7 @@ import torch
 from stc.errors import check_same_device, check_tensor, check_timesteps
 
 from .._backend import resolve_backend
+from .._validate import should_validate
 from .reference import MAX_UV, cuba_fixed_reference, effective_bias
 
 INT_DTYPES = (torch.int32,)
@@ -24,7 +25,8 @@ def check_int(name: str, value: object, lo: int, hi: int) -> int:
     return value
 
 
-def _check_state(name: str, x: torch.Tensor | None, shape: tuple, device) -> torch.Tensor:
+def _check_state(name: str, x: torch.Tensor | None, shape: tuple, device,
+                 values: bool) -> torch.Tensor:
     if x is None:
         return torch.zeros(shape, dtype=torch.int32, device=device)
     check_tensor(name, x, dtypes=INT_DTYPES)
@@ -32,7 +34,7 @@ def _check_state(name: str, x: torch.Tensor | None, shape: tuple, device) -> tor
         raise ValueError(f"{name} is on {x.device}; expected a's device {device}")
     if tuple(x.shape) != shape:
         raise ValueError(f"{name} must have shape a.shape[1:] = {shape}, got {tuple(x.shape)}")
-    if x.numel() and (int(x.min()) < -MAX_UV or int(x.max()) > MAX_UV):
+    if values and x.numel() and (int(x.min()) < -MAX_UV or int(x.max()) > MAX_UV):
         raise ValueError(f"{name} must lie in the 24-bit range [-2**23, 2**23]")
     return x.contiguous()
 
@@ -47,6 +49,7 @@ def cuba_lif_fixed(
     u_init: torch.Tensor | None = None,
     v_init: torch.Tensor | None = None,
     backend: str = "auto",
+    validate: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Loihi 2 fixed-point CUBA-LIF over T steps, bit-exact with Lava's ``fixed_pt`` LIF model.
 
@@ -70,14 +73,19 @@ def cuba_lif_fixed(
             (>> -bias_exp, flooring, when negative). netx uses bias_exp = 6.
         u_init, v_init: initial state [...] = a.shape[1:], int32 in [-2**23, 2**23]; default 0.
         backend: "auto" | "triton" | "torch".
+        validate: check the value ranges of a, the bias and the states (reads the data):
+            None = only for CPU tensors (free there; no device sync on a GPU's hot path),
+            True = always, False = never (stc.kernels._validate). Unchecked out-of-range
+            values wrap or saturate as the integer operations do; results are then not
+            Lava's.
 
     Returns:
         (spikes [T, ...] uint8 in {0, 1}, u_last [...] int32, v_last [...] int32).
 
     Raises:
         TypeError: a non-tensor or not int32; integer parameters not ints; bad state dtypes.
-        ValueError: rank < 1, T = 0, values outside the ranges above, shape/device mismatch,
-            unknown backend.
+        ValueError: rank < 1, T = 0, values outside the ranges above (when validated),
+            shape/device mismatch, unknown backend.
         RuntimeError: backend="triton" where Triton cannot run.
 
     Source: lava-nc 0.10 ``lava/proc/lif/models.py`` (AbstractPyLifModelFixed.subthr_dynamics,
@@ -90,7 +98,8 @@ def cuba_lif_fixed(
     check_int("dv", dv, 0, 4096)
     check_int("vth_mant", vth_mant, 0, VTH_MANT_MAX)
     check_int("bias_exp", bias_exp, -24, 24)
-    if a.numel() and (int(a.min()) <= -A_LIMIT or int(a.max()) >= A_LIMIT):
+    values = should_validate(validate, a)
+    if values and a.numel() and (int(a.min()) <= -A_LIMIT or int(a.max()) >= A_LIMIT):
         raise ValueError(f"a must satisfy |a| < 2**24; got values in "
                          f"[{int(a.min())}, {int(a.max())}]")
     shape = tuple(a.shape[1:])
@@ -106,10 +115,10 @@ def cuba_lif_fixed(
         check_int("bias_mant", bias_mant, -(1 << 24), 1 << 24)
         bias_t = torch.full(shape, bias_mant, dtype=torch.int64, device=a.device)
     bias = effective_bias(bias_t, bias_exp).contiguous()
-    if bias.numel() and int(bias.abs().max()) >= BIAS_LIMIT:
+    if values and bias.numel() and int(bias.abs().max()) >= BIAS_LIMIT:
         raise ValueError("bias_mant * 2**bias_exp must satisfy |bias| < 2**24")
-    u0 = _check_state("u_init", u_init, shape, a.device)
-    v0 = _check_state("v_init", v_init, shape, a.device)
+    u0 = _check_state("u_init", u_init, shape, a.device, values)
+    v0 = _check_state("v_init", v_init, shape, a.device, values)
     which = resolve_backend(backend, a.device)
     if which == "triton":
         from .triton_cuba import cuba_fixed_triton

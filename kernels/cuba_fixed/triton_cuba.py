@@ -11,9 +11,14 @@ import torch
 import triton
 import triton.language as tl
 
+from .._backend import triton_interpreted
 from .reference import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, MAX_UV, VTH_SHIFT
 
-BLOCK = 1024
+# int64 arithmetic per neuron: 512 neurons over 4 warps (4 per thread, 128-bit int32 loads)
+# keeps the register count moderate; the interpreter uses one large block.
+BLOCK = 512
+NUM_WARPS = 4
+_INTERP_BLOCK = 8192
 
 
 @triton.jit
@@ -24,7 +29,7 @@ def _trunc_decay(x, factor, SHIFT: tl.constexpr):
     return tl.where(p < 0, -mag, mag)
 
 
-@triton.jit(do_not_specialize=["T", "N", "fu", "fv", "vth"])
+@triton.jit(do_not_specialize=["T", "fu", "fv", "vth"])
 def _cuba_fixed_fwd(
     a_ptr, bias_ptr, u0_ptr, v0_ptr, s_ptr, u_ptr, v_ptr,
     T, N, fu, fv, vth,
@@ -36,8 +41,9 @@ def _cuba_fixed_fwd(
     u = tl.load(u0_ptr + offs, mask=mask, other=0).to(tl.int64)
     v = tl.load(v0_ptr + offs, mask=mask, other=0).to(tl.int64)
     bias = tl.load(bias_ptr + offs, mask=mask, other=0).to(tl.int64)
-    for t in range(T):
-        a = tl.load(a_ptr + t * N + offs, mask=mask, other=0).to(tl.int64)
+    cur = offs  # int64 element offset of (t, n): no int32 overflow for T * N >= 2**31
+    for _t in range(T):
+        a = tl.load(a_ptr + cur, mask=mask, other=0).to(tl.int64)
         d_u = _trunc_decay(u, fu, DSHIFT) + (a << ASHIFT)
         w = tl.where(d_u > MAXUV, d_u - 2 * MAXUV, d_u)
         u = tl.where(w <= -MAXUV, d_u + 2 * MAXUV, w)
@@ -45,7 +51,8 @@ def _cuba_fixed_fwd(
         h = tl.minimum(tl.maximum(h, -(MAXUV - 1)), MAXUV - 1)
         s = h > vth
         v = tl.where(s, 0, h)
-        tl.store(s_ptr + t * N + offs, s.to(tl.uint8), mask=mask)
+        tl.store(s_ptr + cur, s.to(tl.uint8), mask=mask)
+        cur += N
     tl.store(u_ptr + offs, u.to(tl.int32), mask=mask)
     tl.store(v_ptr + offs, v.to(tl.int32), mask=mask)
 
@@ -71,11 +78,11 @@ def cuba_fixed_triton(
     v = torch.empty(shape, dtype=torch.int32, device=a.device)
     if N == 0:
         return spikes, u, v
-    block = min(BLOCK, triton.next_power_of_2(N))
+    block = min(_INTERP_BLOCK if triton_interpreted() else BLOCK, triton.next_power_of_2(N))
     grid = (triton.cdiv(N, block),)
     _cuba_fixed_fwd[grid](
         a, bias, u_init, v_init, spikes, u, v, T, N,
         DECAY_UNITY - (du + 1), DECAY_UNITY - dv, vth_mant << VTH_SHIFT,
-        DSHIFT=DECAY_SHIFT, ASHIFT=ACT_SHIFT, MAXUV=MAX_UV, BLOCK=block,
+        DSHIFT=DECAY_SHIFT, ASHIFT=ACT_SHIFT, MAXUV=MAX_UV, BLOCK=block, num_warps=NUM_WARPS,
     )
     return spikes, u, v

@@ -20,9 +20,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ..alif.triton_alif import BLOCK, _bwd_block
+from .._tuning import Tuned
+from ..alif.triton_alif import bwd_block
 from ..lif.surrogate import surrogate_id
-from ..lif.triton_lif import surrogate_grad
+from ..lif.triton_lif import FWD_CONFIGS, FWD_INTERP, surrogate_grad
 
 
 @triton.jit
@@ -36,8 +37,9 @@ def _cuba_lif_fwd_kernel(
     mask = offs < N
     cur = tl.load(i0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    for t in range(T):
-        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+    off = offs  # int64 element offset of (t, n): no int32 overflow for T * N >= 2**31
+    for _t in range(T):
+        x = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)
         cur = cur + tl.math.div_rn(x - cur, tau_syn)
         h = v + tl.math.div_rn((v_leak - v) + cur, tau_mem)
         s = tl.where(h - v_th >= 0.0, 1.0, 0.0)
@@ -45,7 +47,8 @@ def _cuba_lif_fwd_kernel(
             v = h * (1.0 - s) + vr * s
         else:
             v = h - v_th * s
-        tl.store(s_ptr + t * N + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+        tl.store(s_ptr + off, s.to(s_ptr.dtype.element_ty), mask=mask)
+        off += N
     tl.store(i_ptr + offs, cur, mask=mask)
     tl.store(v_ptr + offs, v, mask=mask)
 
@@ -64,8 +67,9 @@ def _cuba_lif_bwd_kernel(
     cur = tl.load(i0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     hs = tl.zeros([T_PAD, BLOCK], dtype=tl.float32)
+    off = offs  # int64 element offset of (t, n)
     for t in range(T):
-        x = tl.load(x_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + off, mask=mask, other=0.0).to(tl.float32)
         cur = cur + tl.math.div_rn(x - cur, tau_syn)
         h = v + tl.math.div_rn((v_leak - v) + cur, tau_mem)
         s = tl.where(h - v_th >= 0.0, 1.0, 0.0)
@@ -74,15 +78,17 @@ def _cuba_lif_bwd_kernel(
         else:
             v = h - v_th * s
         hs = tl.where(rows == t, h[None, :], hs)
+        off += N
     gi = tl.load(gi_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     for k in range(T):
         t = T - 1 - k
+        off -= N
         h = tl.sum(tl.where(rows == t, hs, 0.0), axis=0)
         u = h - v_th
         s = tl.where(u >= 0.0, 1.0, 0.0)
         g = surrogate_grad(u, alpha, SURR)
-        gs = tl.load(gs_ptr + t * N + offs, mask=mask, other=0.0).to(tl.float32)
+        gs = tl.load(gs_ptr + off, mask=mask, other=0.0).to(tl.float32)
         if HARD:
             dvdh = 1.0 - s
             if not DETACH:
@@ -93,11 +99,14 @@ def _cuba_lif_bwd_kernel(
                 dvdh -= v_th * g
         dh = gs * g + gv * dvdh
         di = gi + dh / tau_mem
-        tl.store(gx_ptr + t * N + offs, di / tau_syn, mask=mask)
+        tl.store(gx_ptr + off, di / tau_syn, mask=mask)
         gi = di * (1.0 - 1.0 / tau_syn)
         gv = dh * (1.0 - 1.0 / tau_mem)
     tl.store(gi0_ptr + offs, gi, mask=mask)
     tl.store(gv0_ptr + offs, gv, mask=mask)
+
+
+_CUBA_LIF_FWD = Tuned(_cuba_lif_fwd_kernel, FWD_CONFIGS, key=["N", "T"], interp=FWD_INTERP)
 
 
 class CubaLIFTritonFn(torch.autograd.Function):
@@ -111,10 +120,8 @@ class CubaLIFTritonFn(torch.autograd.Function):
         i = torch.empty(N, dtype=torch.float32, device=x2.device)
         v = torch.empty_like(i)
         if N:
-            block = min(BLOCK, triton.next_power_of_2(N))
-            _cuba_lif_fwd_kernel[(triton.cdiv(N, block),)](
-                x2, i0, v0, s, i, v, T, N, tau_syn, tau_mem, v_th, vr, v_leak,
-                HARD=hard, BLOCK=block,
+            _CUBA_LIF_FWD[lambda meta: (triton.cdiv(N, meta["BLOCK"]),)](
+                x2, i0, v0, s, i, v, T, N, tau_syn, tau_mem, v_th, vr, v_leak, HARD=hard,
             )
         ctx.save_for_backward(x2, i0, v0)
         ctx.cfg = (tau_syn, tau_mem, v_th, vr, v_leak, hard, detach, surr, alpha)
@@ -131,7 +138,7 @@ class CubaLIFTritonFn(torch.autograd.Function):
         gx = torch.empty(x2.shape, dtype=torch.float32, device=x2.device)
         gi0, gv0 = torch.empty_like(i0), torch.empty_like(v0)
         if N:
-            t_pad, block = _bwd_block(T, N)
+            t_pad, block = bwd_block(T, N)
             _cuba_lif_bwd_kernel[(triton.cdiv(N, block),)](
                 x2, i0, v0, gs, gi, gv, gx, gi0, gv0, N, tau_syn, tau_mem, v_th, vr, v_leak,
                 alpha, T=T, T_PAD=t_pad, BLOCK=block, HARD=hard, DETACH=detach, SURR=surr,

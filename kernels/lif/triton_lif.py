@@ -17,8 +17,8 @@ approximate divide (shared/reference/triton.md). Arithmetic is fp32 for every in
 
 What is saved for backward: only X (the input, in its own dtype, already alive in most graphs)
 and v_init when given. Neither H nor V nor the spikes are stored: the backward kernel first
-re-runs the forward recurrence from X and v_init, keeping H[0..T-1] of its block in a register
-tile [T_PAD, BLOCK] (no global memory), then runs the reverse-time recurrence
+re-runs the forward recurrence from X and v_init, keeping H of its block in a register tile
+(no global memory), then runs the reverse-time recurrence
 
     dL/dH[t] = dL/dS[t] * sg'(H[t] - v_th) + dL/dV[t] * dV[t]/dH[t]
     dL/dX[t] = dL/dH[t] * dH/dX            (1/tau with decay_input, else 1)
@@ -26,6 +26,9 @@ tile [T_PAD, BLOCK] (no global memory), then runs the reverse-time recurrence
 
 with dV/dH = (1 - S) [+ (v_reset - H) sg'] (hard) or 1 [- v_th sg'] (soft); the bracketed
 reset term is dropped when detach_reset=True. dL/dv_init = dL/dV[-1].
+The tile holds at most 16 steps: for T > 16 the backward first runs the forward once keeping
+V at every 16th step (checkpoints), then recomputes and differentiates one 16-step chunk at a
+time, last chunk first (X is read twice; the register tile stays [16, BLOCK] at any T).
 
 tau = inf (decay_input=False only) is the compile-time branch IS_IF: H = V + X with no division
 and dH/dV = 1 (1/tau = 0), exactly what the reference computes since (V - v_reset) / inf = 0.
@@ -40,13 +43,25 @@ import triton
 import triton.language as tl
 
 from .._backend import triton_interpreted
+from .._tuning import Tuned
 from .surrogate import surrogate_id
 
-# Neurons per forward program, and the backward register tile (T_PAD * BLOCK fp32 values per
-# program). Under the CPU interpreter the cost is per program and loop iteration while the
-# block is vectorised by NumPy, so larger blocks are used there (same code, fewer programs).
-_FWD_BLOCK = {False: 1024, True: 8192}
-_BWD_TILE = {False: 4096, True: 32768}
+# Forward: neurons per program. Under the CPU interpreter the cost is per program and loop
+# iteration while the block is vectorised by NumPy, so one large block is used there; on a GPU
+# the block, num_warps and num_stages are autotuned on (N, T) (kernels/_tuning.py). Every GPU
+# config keeps >= 4 consecutive fp32 per thread (BLOCK >= 4 * 32 * num_warps): 128-bit loads.
+FWD_CONFIGS = [
+    {"BLOCK": 1024, "num_warps": 4, "num_stages": 1},
+    {"BLOCK": 2048, "num_warps": 4, "num_stages": 1},
+    {"BLOCK": 2048, "num_warps": 8, "num_stages": 2},
+    {"BLOCK": 4096, "num_warps": 8, "num_stages": 2},
+]
+FWD_INTERP = {"BLOCK": 8192}
+# Backward register tile [CHUNK_PAD, BLOCK] (see bwd_config): 4 consecutive neurons per
+# thread at every T (at T >= 32 the old [T_PAD, BLOCK] tile of 4096 values dropped to one
+# neuron per thread and scalar loads); T > 16 is processed in chunks of 16 steps.
+_BWD_INTERP_TILE = 32768
+MAX_CHUNK = 16
 
 
 @triton.jit
@@ -116,29 +131,38 @@ def _lif_fwd_kernel(
 def _lif_bwd_kernel(
     x_ptr, v_init_ptr, gs_ptr, gv_ptr, gx_ptr, gvi_ptr,
     N, tau, v_th, vr, alpha,
-    T: tl.constexpr, T_PAD: tl.constexpr, BLOCK: tl.constexpr,
+    T: tl.constexpr, CHUNK: tl.constexpr, CHUNK_PAD: tl.constexpr, NCK_PAD: tl.constexpr,
+    BLOCK: tl.constexpr,
     DECAY_INPUT: tl.constexpr, IS_IF: tl.constexpr, HARD: tl.constexpr,
     DETACH: tl.constexpr, SURR: tl.constexpr, HAS_V_INIT: tl.constexpr,
     HAS_GS: tl.constexpr, HAS_GV: tl.constexpr, WANT_GVI: tl.constexpr,
 ):
+    # T steps in NCK = cdiv(T, CHUNK) chunks of CHUNK steps (one chunk when T <= 16).
+    NCK: tl.constexpr = (T + CHUNK - 1) // CHUNK
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    rows = tl.arange(0, T_PAD)[:, None]
-    # Phase 1: recompute H[0..T-1] into a register tile (nothing was stored by the forward).
+    rows = tl.arange(0, CHUNK_PAD)[:, None]
     if HAS_V_INIT:
         v = tl.load(v_init_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     else:
         v = tl.zeros([BLOCK], dtype=tl.float32) + vr
-    hs = tl.zeros([T_PAD, BLOCK], dtype=tl.float32)
-    cur = offs  # int64 element offset of (t, n)
-    for t in range(T):
-        x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
-        h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
-        s, v = _fire_reset(h, v_th, vr, HARD)
-        hs = tl.where(rows == t, h[None, :], hs)
-        cur += N
-    # Phase 2: reverse-time recurrence of the gradients.
+    # int64 offsets: one chunk is CHUNK * N elements; no int32 overflow for T * N >= 2**31
+    step = (tl.zeros([BLOCK], dtype=tl.int64) + N) * CHUNK
+    ck_rows = tl.arange(0, NCK_PAD)[:, None]
+    ck = tl.zeros([NCK_PAD, BLOCK], dtype=tl.float32)
+    if NCK > 1:
+        # Phase 0 (T > CHUNK only): a forward pass keeping V at the start of every chunk
+        # (checkpoints), so that the H tile below holds one chunk, not all T steps.
+        cur = offs
+        for c in range(NCK - 1):
+            ck = tl.where(ck_rows == c, v[None, :], ck)
+            for _j in range(CHUNK):
+                x = tl.load(x_ptr + cur, mask=mask, other=0.0).to(tl.float32)
+                h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
+                s, v = _fire_reset(h, v_th, vr, HARD)
+                cur += N
+        ck = tl.where(ck_rows == NCK - 1, v[None, :], ck)
     if IS_IF:
         dh_dv = 1.0
     else:
@@ -151,36 +175,81 @@ def _lif_bwd_kernel(
         gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     else:
         gv = tl.zeros([BLOCK], dtype=tl.float32)
-    for i in range(T):
-        t = T - 1 - i
-        cur -= N
-        h = tl.sum(tl.where(rows == t, hs, 0.0), axis=0)
-        u = h - v_th
-        s = tl.where(u >= 0.0, 1.0, 0.0)
-        sg = surrogate_grad(u, alpha, SURR)
-        if HARD:
-            dv_dh = 1.0 - s
-            if not DETACH:
-                dv_dh += (vr - h) * sg
-        else:
-            dv_dh = tl.zeros([BLOCK], dtype=tl.float32) + 1.0
-            if not DETACH:
-                dv_dh -= v_th * sg
-        gh = gv * dv_dh
-        if HAS_GS:
-            gs = tl.load(gs_ptr + cur, mask=mask, other=0.0).to(tl.float32)
-            gh += gs * sg
-        tl.store(gx_ptr + cur, (gh * dh_dx).to(gx_ptr.dtype.element_ty), mask=mask)
-        gv = gh * dh_dv
+    start = offs + step * (NCK - 1)
+    for ci in range(NCK):
+        c = NCK - 1 - ci
+        if NCK > 1:
+            v = tl.sum(tl.where(ck_rows == c, ck, 0.0), axis=0)
+        # Phase 1: recompute H of this chunk into a register tile (the forward stored none).
+        hs = tl.zeros([CHUNK_PAD, BLOCK], dtype=tl.float32)
+        cur = start
+        for j in range(CHUNK):
+            valid = c * CHUNK + j < T
+            x = tl.load(x_ptr + cur, mask=mask & valid, other=0.0).to(tl.float32)
+            h = _charge(v, x, tau, vr, DECAY_INPUT, IS_IF)
+            s, v = _fire_reset(h, v_th, vr, HARD)
+            hs = tl.where(rows == j, h[None, :], hs)
+            cur += N
+        # Phase 2: reverse-time recurrence of the gradients over the chunk.
+        for jj in range(CHUNK):
+            j = CHUNK - 1 - jj
+            valid = c * CHUNK + j < T
+            cur -= N
+            h = tl.sum(tl.where(rows == j, hs, 0.0), axis=0)
+            u = h - v_th
+            s = tl.where(u >= 0.0, 1.0, 0.0)
+            sg = surrogate_grad(u, alpha, SURR)
+            if HARD:
+                dv_dh = 1.0 - s
+                if not DETACH:
+                    dv_dh += (vr - h) * sg
+            else:
+                dv_dh = tl.zeros([BLOCK], dtype=tl.float32) + 1.0
+                if not DETACH:
+                    dv_dh -= v_th * sg
+            gh = gv * dv_dh
+            if HAS_GS:
+                gs = tl.load(gs_ptr + cur, mask=mask & valid, other=0.0).to(tl.float32)
+                gh += gs * sg
+            tl.store(gx_ptr + cur, (gh * dh_dx).to(gx_ptr.dtype.element_ty), mask=mask & valid)
+            gv = tl.where(valid, gh * dh_dv, gv)
+        start -= step
     if WANT_GVI:
         tl.store(gvi_ptr + offs, gv.to(gvi_ptr.dtype.element_ty), mask=mask)
 
 
-def _bwd_block(T: int) -> tuple[int, int]:
-    """(T_PAD, BLOCK) for the backward register tile of at most _BWD_TILE fp32 values."""
-    t_pad = triton.next_power_of_2(T)
-    interp = triton_interpreted()
-    return t_pad, max(16, min(_FWD_BLOCK[interp], _BWD_TILE[interp] // t_pad))
+def fwd_config(interpreted: bool | None = None) -> dict:
+    """Default forward config (the interpreter's, or the first GPU autotune config)."""
+    interpreted = triton_interpreted() if interpreted is None else interpreted
+    return dict(FWD_INTERP) if interpreted else dict(FWD_CONFIGS[0])
+
+
+def bwd_config(T: int, interpreted: bool | None = None) -> dict:
+    """Backward launch config for T timesteps: CHUNK, CHUNK_PAD, NCK_PAD, BLOCK, num_warps.
+
+    The H register tile holds one chunk of CHUNK steps (CHUNK_PAD rows, the next power of
+    two): CHUNK = T up to 16, 16 up to T = 32, 8 beyond; T > CHUNK adds a checkpoint tile of V
+    at each chunk start (NCK_PAD rows) and a second forward recomputation. GPU: BLOCK 512
+    over 4 warps, i.e. 4 consecutive neurons per thread (128-bit fp32 loads) at every T, with
+    (CHUNK_PAD + NCK_PAD) * 4 tile values per thread (no spill in the AOT check up to T = 64,
+    triton 3.6 and 3.7).
+    Interpreter: one chunk per T <= 16 and blocks of up to 8192 neurons.
+    """
+    interpreted = triton_interpreted() if interpreted is None else interpreted
+    # more than 2 chunks: 8-step chunks keep tile + checkpoints at <= 64 + 4 * NCK_PAD values
+    chunk = min(T, MAX_CHUNK if T <= 2 * MAX_CHUNK else MAX_CHUNK // 2)
+    chunk_pad = triton.next_power_of_2(chunk)
+    nck_pad = triton.next_power_of_2(triton.cdiv(T, chunk))
+    if interpreted:
+        block = max(16, min(FWD_INTERP["BLOCK"], _BWD_INTERP_TILE // chunk_pad))
+        warps = 4
+    else:
+        block, warps = 512, 4
+    return {"CHUNK": chunk, "CHUNK_PAD": chunk_pad, "NCK_PAD": nck_pad, "BLOCK": block,
+            "num_warps": warps}
+
+
+_LIF_FWD = Tuned(_lif_fwd_kernel, FWD_CONFIGS, key=["N", "T"], interp=FWD_INTERP)
 
 
 def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dtype):
@@ -193,12 +262,10 @@ def launch_forward(x2, v_init, tau, v_th, vr, decay_input, is_if, hard, spike_dt
     T, N = x2.shape
     spikes = torch.empty((T, N), dtype=spike_dtype, device=x2.device)
     v_last = torch.empty((N,), dtype=torch.float32, device=x2.device)
-    block = _FWD_BLOCK[triton_interpreted()]
-    grid = (triton.cdiv(N, block),)
-    _lif_fwd_kernel[grid](
+    _LIF_FWD[lambda meta: (triton.cdiv(N, meta["BLOCK"]),)](
         x2, v_init if v_init is not None else v_last, spikes, v_last,
         N, tau, v_th, vr,
-        T=T, BLOCK=block, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
+        T=T, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
         HAS_V_INIT=v_init is not None,
     )
     return spikes, v_last
@@ -210,7 +277,7 @@ def launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha, decay_inpu
 
     grad_s: dL/dS [T, N] or None; grad_v: dL/dV[T-1] [N] or None; surr: surrogate id.
     Returns (grad_x [T, N] in x2.dtype, grad_v_init [N] in v_init.dtype, or None unless
-    want_gvi). Grid: cdiv(N, BLOCK) programs with a [T_PAD, BLOCK] register tile each.
+    want_gvi). Grid: cdiv(N, BLOCK) programs with a [CHUNK_PAD, BLOCK] register tile each.
     """
     T, N = x2.shape
     # The interpreter truncates fp32 -> bf16 stores (GPUs round to nearest): when interpreted,
@@ -222,16 +289,16 @@ def launch_backward(x2, v_init, grad_s, grad_v, tau, v_th, vr, alpha, decay_inpu
     if want_gvi:
         gvi_dtype = torch.float32 if fix_bf16 and v_init.dtype == torch.bfloat16 else v_init.dtype
         grad_vi = torch.empty(v_init.shape, dtype=gvi_dtype, device=v_init.device)
-    t_pad, block = _bwd_block(T)
-    grid = (triton.cdiv(N, block),)
+    cfg = bwd_config(T)
+    grid = (triton.cdiv(N, cfg["BLOCK"]),)
     _lif_bwd_kernel[grid](
         x2, v_init if v_init is not None else grad_x,
         grad_s if grad_s is not None else grad_x, grad_v if grad_v is not None else grad_x,
         grad_x, grad_vi if grad_vi is not None else grad_x,
         N, tau, v_th, vr, alpha,
-        T=T, T_PAD=t_pad, BLOCK=block, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
+        T=T, DECAY_INPUT=decay_input, IS_IF=is_if, HARD=hard,
         DETACH=detach_reset, SURR=surr, HAS_V_INIT=v_init is not None,
-        HAS_GS=grad_s is not None, HAS_GV=grad_v is not None, WANT_GVI=want_gvi,
+        HAS_GS=grad_s is not None, HAS_GV=grad_v is not None, WANT_GVI=want_gvi, **cfg,
     )
     if grad_vi is not None:
         grad_vi = grad_vi.to(v_init.dtype)

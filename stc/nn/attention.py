@@ -56,13 +56,19 @@ def _linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """[T, B, N, D] -> [T, B, H, N, d] (channel c = h * d + j, as the official reshape)."""
+    """[T, B, N, D] -> [T, B, H, N, d] (channel c = h * d + j, as the official reshape).
+
+    A view, no copy, for a contiguous x (strides (B N D, N D, d, D, 1)): the attention
+    kernels take per-head strides, so heads are never materialised."""
     T, B, N, D = x.shape
-    return x.reshape(T, B, N, num_heads, D // num_heads).permute(0, 1, 3, 2, 4).contiguous()
+    return x.reshape(T, B, N, num_heads, D // num_heads).permute(0, 1, 3, 2, 4)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """[T, B, H, N, d] -> [T, B, N, H * d] (inverse of ``split_heads``)."""
+    """[T, B, H, N, d] -> [T, B, N, H * d], contiguous (inverse of ``split_heads``).
+
+    No copy when x is a head view of a token tensor (what ``split_heads`` and the Triton
+    attention ops return); a copy otherwise (e.g. the torch references' outputs)."""
     T, B, H, N, d = x.shape
     return x.permute(0, 1, 3, 2, 4).reshape(T, B, N, H * d).contiguous()
 
@@ -176,9 +182,14 @@ class SSA(nn.Module):
             out.append(split_heads(getattr(self, f"{name}_lif")(y), self.num_heads))
         return out[0], out[1], out[2]
 
+    def spike_max(self) -> float:
+        """Largest value q, k, v can hold (binary LIF spikes: 1), declared to the op so the
+        Triton kernel plans its exact tensor-core dots without reading the device."""
+        return 1.0
+
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """The attention op on per-head spikes: [T, B, H, N, d] -> [T, B, H, N, d] (pre-LIF)."""
-        return ssa(q, k, v, scale=self.scale, backend=self.backend)
+        return ssa(q, k, v, scale=self.scale, backend=self.backend, max_value=self.spike_max())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_tokens(x, self.dim)
@@ -288,9 +299,12 @@ class DSFormerAttention(SSA):
             return GradedLIF(tau=2.0, max_level=self.max_level)
         return LIF(tau=2.0, backend=self.backend)
 
+    def spike_max(self) -> float:
+        return float(self.max_level) if self.spike_mode == "graded" else 1.0
+
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return dsformer(q, k, v, window_size=self.window_size, sparse_ratio=self.sparse_ratio,
-                        scale=self.scale, backend=self.backend)
+                        scale=self.scale, backend=self.backend, max_value=self.spike_max())
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.dim}, num_heads={self.num_heads}, "

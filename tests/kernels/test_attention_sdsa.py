@@ -70,7 +70,7 @@ def test_talking_heads_lif_matches_spikingjelly():
 
 def test_auto_runs_kernel(monkeypatch):
     launched = []
-    monkeypatch.setattr(triton_sdsa._sdsa_fwd_kernel, "pre_run_hooks",
+    monkeypatch.setattr(triton_sdsa._sdsa_out_kernel, "pre_run_hooks",
                         [lambda *a, **kw: launched.append(1)])
     q, k, v = (spikes((3, 1, 2, 6, 8), seed=i).half() for i in range(3))
     out = sdsa(q, k, v)

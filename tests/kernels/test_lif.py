@@ -78,10 +78,11 @@ def test_exact_vs_reference_all_modes(decay_input, v_reset, detach_reset, surrog
 
 
 @pytest.mark.parametrize("T,shape", [(1, (7,)), (3, (1,)), (8, (1100,)), (16, (3, 5)),
-                                     (2, (2, 9001))])
+                                     (2, (2, 9001)), (32, (40,)), (37, (3, 7))])
 def test_exact_shapes(T, shape):
     # 18002 neurons span three programs (interpreter blocks: 8192 forward and backward; on GPU
-    # 1024), the last one partial
+    # 1024), the last one partial. T = 32 and 37 run the chunked backward (checkpoints every
+    # 16 steps; 37 ends with a partial chunk of 5 steps).
     _compare(T, shape)
 
 
