@@ -165,10 +165,10 @@ def _attention_core(n: Node, ins: list[torch.Tensor], fixed: bool,
         return merge_heads(o) * int(n.gain)
     q, k, v = (split_heads(z, h) for z in ins)
     if n.window_size == 1 and n.sparse_ratio == 1.0:
-        o = ssa(q, k, v, scale=n.scale, backend=kernel_backend)
-    else:
+        o = ssa(q, k, v, scale=n.scale, backend=kernel_backend, max_value=1.0)
+    else:  # q, k, v are LIF spikes (graded attention is not lowered): max_value 1
         o = dsformer(q, k, v, window_size=n.window_size, sparse_ratio=n.sparse_ratio,
-                     scale=n.scale, backend=kernel_backend)
+                     scale=n.scale, backend=kernel_backend, max_value=1.0)
     return merge_heads(o)
 
 
