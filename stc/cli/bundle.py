@@ -1,7 +1,8 @@
 """``stc bundle MODEL -o model.stcb``: compile a model into a verified bundle.
 
 MODEL is a checkpoint directory from ``stc train`` (model.safetensors + config.json), a NIR
-file (``.nir``, with ``--dt``), or ``package.module:factory`` (a function returning an
+file (``.nir``, with ``--dt``), an ONNX ANN (``.onnx``, with ``--calibration``; converted by
+stc.convert, see ``stc convert``), or ``package.module:factory`` (a function returning an
 nn.Module; ``--input-shape`` required).
 """
 
@@ -55,6 +56,10 @@ def load_model_source(model: str, input_shape: str | None, dt: float | None):
 
         m = load_checkpoint(p, backend="torch")
         return m, None, p.name
+    if p.suffix == ".onnx":  # an ANN: stc.convert with --calibration (stc convert has more)
+        if not p.is_file():
+            raise FileNotFoundError(f"ONNX file not found: {p}")
+        return str(p), None, p.stem
     if p.suffix == ".nir":
         if not p.is_file():
             raise FileNotFoundError(f"NIR file not found: {p}")
@@ -90,6 +95,8 @@ def bundle(
                                         help="also quantise to Loihi fixed point")] = False,
     opt_level: Annotated[int, typer.Option(min=0, max=3, help="optimisation level")] = 2,
     key: Annotated[Path | None, typer.Option(help="Ed25519 private key (PEM) to sign")] = None,
+    calibration: Annotated[Path | None, typer.Option(
+        help=".npy calibration inputs for a .onnx ANN (see stc convert)")] = None,
 ) -> None:
     """Compile MODEL and write a signed (with --key) .stcb bundle."""
     with cli_errors(check_code=2):
@@ -102,7 +109,13 @@ def bundle(
             src, shape, default_name = load_model_source(model, input_shape, dt)
         level = max(opt_level, 3) if fixed else opt_level
         with console.status("compiling (frontend, passes)"):
-            compiled = SpikeCompiler("cpu", level, time_steps).compile(src, shape, dt=dt)
+            calib = None
+            if calibration is not None:
+                import numpy as np
+
+                calib = np.load(calibration, allow_pickle=False)
+            compiled = SpikeCompiler("cpu", level, time_steps).compile(src, shape, dt=dt,
+                                                                       calibration=calib)
         with console.status("writing bundle"):
             path = compiled.save(output, name=name or default_name, version=version,
                                  private_key=key)

@@ -33,6 +33,7 @@ def version() -> None:
 # Subcommands: one line per module (keep sorted).
 app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
 app.command("bundle")(__import__("stc.cli.bundle", fromlist=["bundle"]).bundle)
+app.command("convert")(__import__("stc.cli.convert", fromlist=["convert"]).convert)
 app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
 app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspect)
 app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)

@@ -220,13 +220,18 @@ class SpikeCompiler:
         return opt
 
     def compile(self, model, input_shape: tuple[int, ...] | None = None, *,
-                dt: float | None = None, optimizer: Optimizer | None = None) -> CompiledModel:
-        """Compile ``model`` (nn.Module, nir.NIRGraph, a .nir path, or an stc.ir.Graph).
+                dt: float | None = None, optimizer: Optimizer | None = None,
+                calibration=None) -> CompiledModel:
+        """Compile ``model`` (nn.Module, nir.NIRGraph, a .nir path, an stc.ir.Graph, or an
+        ANN as a .onnx path / onnx.ModelProto, converted by stc.convert.convert_onnx with
+        T = time_steps and its defaults).
 
         Args:
             input_shape: per-sample input shape without T or B, e.g. (1, 28, 28); required
                 for torch modules other than stc.models (whose config gives it).
             dt: time step for NIR inputs (required there; see stc.ir.frontends.nir).
+            calibration: ONNX inputs only (required there): [n, *input_shape] data for
+                threshold balancing.
             optimizer: passes to run instead of ``create_optimizer()``.
 
         Raises:
@@ -236,15 +241,24 @@ class SpikeCompiler:
         if self.target == "gpu" and not torch.cuda.is_available():
             raise UnsupportedTargetError("target 'gpu' needs CUDA (torch.cuda.is_available() "
                                          "is False); use target='cpu'")
-        graph = self._frontend(model, input_shape, dt)
+        graph = self._frontend(model, input_shape, dt, calibration)
         graph, fixed, reports = (optimizer or self.create_optimizer()).run(graph)
         return CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
                              fixed_graph=fixed, reports=reports,
                              kernel_backend=self.kernel_backend)
 
-    def _frontend(self, model, input_shape, dt) -> Graph:
+    def _frontend(self, model, input_shape, dt, calibration=None) -> Graph:
         from stc.ir.frontends import from_nir, from_torch, load_nir
 
+        if (isinstance(model, (str, Path)) and str(model).endswith(".onnx")) or \
+                type(model).__name__ == "ModelProto":
+            if calibration is None:
+                raise ValueError("an ONNX ANN needs calibration= data [n, *input_shape] for "
+                                 "ANN-to-SNN threshold balancing (stc.convert)")
+            from stc.convert import convert_onnx
+
+            return convert_onnx(model, calibration, timesteps=self.time_steps,
+                                input_shape=input_shape).graph
         if isinstance(model, Graph):
             return model.copy().verify()
         if isinstance(model, (str, Path)) and str(model).endswith(".nir"):
@@ -263,5 +277,5 @@ class SpikeCompiler:
             if input_shape is None:
                 raise ValueError("input_shape is required for torch modules, e.g. (1, 28, 28)")
             return from_torch(model.eval(), tuple(input_shape), self.time_steps)
-        raise TypeError("model must be an nn.Module, a nir.NIRGraph, a .nir path or an "
-                        f"stc.ir.Graph; got {type(model).__name__}")
+        raise TypeError("model must be an nn.Module, a nir.NIRGraph, a .nir path, a .onnx "
+                        f"path / onnx.ModelProto or an stc.ir.Graph; got {type(model).__name__}")

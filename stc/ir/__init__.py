@@ -9,6 +9,7 @@ from .nodes import (
     Add,
     AttentionCore,
     BatchNorm,
+    Concat,
     Conv2d,
     CubaLIF,
     Flatten,
@@ -27,7 +28,8 @@ from .nodes import (
 )
 
 __all__ = [
-    "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "AttentionCore", "BatchNorm", "Conv2d",
+    "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "AttentionCore", "BatchNorm", "Concat",
+    "Conv2d",
     "CubaLIF", "Flatten", "Graph", "GraphError", "Input", "Linear", "LoihiCubaLIF", "Node",
     "Output", "Pool2d",
     "Repeat", "Scale", "SpikeAttention", "TimeMean", "ToTokens", "TokenMean",

@@ -147,6 +147,16 @@ class Add(Node):
 
 
 @dataclass(kw_only=True)
+class Concat(Node):
+    """Concatenation of two or more inputs along per-sample ``axis`` (0 = channels of
+    [C, H, W]); the other axes must agree (ONNX Concat / torch.cat without the batch axis)."""
+
+    OP: ClassVar[str] = "Concat"
+    ARITY: ClassVar[int] = -1
+    axis: int = 0
+
+
+@dataclass(kw_only=True)
 class Scale(Node):
     """y = x * scale: a scalar ``factor``, or a ``scale`` tensor broadcast over the shape."""
 
@@ -290,7 +300,8 @@ class TimeMean(Node):
 
 NODE_TYPES: dict[str, type[Node]] = {
     cls.OP: cls
-    for cls in (Input, Output, Repeat, Linear, Conv2d, BatchNorm, Pool2d, Flatten, Add, Scale,
+    for cls in (Input, Output, Repeat, Linear, Conv2d, BatchNorm, Pool2d, Flatten, Add, Concat,
+                Scale,
                 LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, AttentionCore, ToTokens,
                 TokenMean, TimeMean)
 }

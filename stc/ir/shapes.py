@@ -125,6 +125,14 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         if any(s != x for s in ins):
             raise fail(f"inputs have different shapes {ins}")
         return x
+    if op == "Concat":
+        nd = len(x)
+        if nd == 0 or not -nd <= node.axis < nd:
+            raise fail(f"axis {node.axis} is outside the per-sample shape {x}")
+        a = node.axis % nd
+        if any(len(s) != nd or s[:a] + s[a + 1:] != x[:a] + x[a + 1:] for s in ins):
+            raise fail(f"inputs {ins} differ outside axis {node.axis}")
+        return (*x[:a], sum(s[a] for s in ins), *x[a + 1:])
     if op == "ToTokens":
         if len(x) != 3:
             raise fail(f"expects a [C, H, W] input, got shape {x}")

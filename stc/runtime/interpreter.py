@@ -245,6 +245,8 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             y = ins[0]
             for z in ins[1:]:
                 y = y + z
+        elif op == "Concat":  # inputs share the T axis (or all lack it), as for Add
+            y = torch.cat(ins, dim=(2 if tm else 1) + n.axis % len(n.shape))
         elif op == "Scale":
             s = graph.param(n, "scale")
             y = x * n.factor if s is None else x * s.to(x) * n.factor
