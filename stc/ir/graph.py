@@ -13,15 +13,14 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from stc.errors import StcError
-
+from .errors import GraphError
 from .nodes import NODE_TYPES, Node
+from .shapes import infer_shape
 
 IR_VERSION = 1
 
 
-class GraphError(StcError, ValueError):
-    """An IR graph that is malformed: names the offending node and what is wrong."""
+__all__ = ["IR_VERSION", "Graph", "GraphError"]
 
 
 @dataclass
@@ -149,8 +148,6 @@ class Graph:
         Raises:
             GraphError: naming the node and the problem.
         """
-        from .shapes import infer_shape
-
         names: dict[str, Node] = {}
         for n in self.nodes:
             if n.name in names:
@@ -188,8 +185,6 @@ class Graph:
     def infer_shapes(self) -> Graph:
         """Set every non-Input node's shape from its inputs (topological order); returns
         self. Raises GraphError like :meth:`verify`."""
-        from .shapes import infer_shape
-
         by_name = {n.name: n for n in self.nodes}
         for n in self.nodes:
             for src in n.inputs:

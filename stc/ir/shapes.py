@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .errors import GraphError
 from .nodes import Node
 
 
@@ -39,8 +40,6 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
     Raises:
         GraphError: the inputs or parameters do not fit the node (message names the node).
     """
-    from .graph import GraphError
-
     def fail(msg: str) -> GraphError:
         return GraphError(f"node {node.name!r} ({node.OP}): {msg}")
 
