@@ -229,7 +229,8 @@ class SpikeCompiler:
         Args:
             input_shape: per-sample input shape without T or B, e.g. (1, 28, 28); required
                 for torch modules other than stc.models (whose config gives it).
-            dt: time step for NIR inputs (required there; see stc.ir.frontends.nir).
+            dt: time step for NIR inputs (required unless the graph's metadata has one;
+                see stc.ir.frontends.nir).
             calibration: ONNX inputs only (required there): [n, *input_shape] data for
                 threshold balancing.
             optimizer: passes to run instead of ``create_optimizer()``.
@@ -262,12 +263,8 @@ class SpikeCompiler:
         if isinstance(model, Graph):
             return model.copy().verify()
         if isinstance(model, (str, Path)) and str(model).endswith(".nir"):
-            if dt is None:
-                raise ValueError("dt is required to compile a NIR graph (seconds per step)")
-            return load_nir(model, dt)
+            return load_nir(model, dt)  # dt None: the graph metadata's dt, else ValueError
         if type(model).__name__ == "NIRGraph":
-            if dt is None:
-                raise ValueError("dt is required to compile a NIR graph (seconds per step)")
             return from_nir(model, dt)
         if isinstance(model, nn.Module):
             from stc.ir.frontends.models import from_model, is_stc_model

@@ -10,8 +10,10 @@ from .nodes import (
     AttentionCore,
     BatchNorm,
     Concat,
+    Conv1d,
     Conv2d,
     CubaLIF,
+    Delay,
     Flatten,
     Input,
     Linear,
@@ -29,7 +31,7 @@ from .nodes import (
 
 __all__ = [
     "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "AttentionCore", "BatchNorm", "Concat",
-    "Conv2d",
+    "Conv1d", "Conv2d", "Delay",
     "CubaLIF", "Flatten", "Graph", "GraphError", "Input", "Linear", "LoihiCubaLIF", "Node",
     "Output", "Pool2d",
     "Repeat", "Scale", "SpikeAttention", "TimeMean", "ToTokens", "TokenMean",
