@@ -34,6 +34,7 @@ def version() -> None:
 app.command("bench")(__import__("stc.cli.bench", fromlist=["bench"]).bench)
 app.command("bundle")(__import__("stc.cli.bundle", fromlist=["bundle"]).bundle)
 app.command("convert")(__import__("stc.cli.convert", fromlist=["convert"]).convert)
+app.command("export")(__import__("stc.cli.export", fromlist=["export"]).export)
 app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
 app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspect)
 app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)
