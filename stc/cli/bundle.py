@@ -63,9 +63,7 @@ def load_model_source(model: str, input_shape: str | None, dt: float | None):
     if p.suffix == ".nir":
         if not p.is_file():
             raise FileNotFoundError(f"NIR file not found: {p}")
-        if dt is None:
-            raise ValueError("a NIR model needs --dt (seconds per simulation step, e.g. 1e-3)")
-        return str(p), None, p.stem
+        return str(p), None, p.stem  # dt: --dt, else the graph metadata's (stc.ir.frontends.nir)
     if ":" in model and not p.exists():
         mod_name, _, fn_name = model.partition(":")
         sys.path.insert(0, str(Path.cwd()))

@@ -219,6 +219,8 @@ def test_stc_run_feeds_every_input_and_saves_every_output(tmp_path):
     y = np.load(tmp_path / "y.npz")
     np.testing.assert_allclose(y["ya"], xa, rtol=1e-6)
     np.testing.assert_allclose(y["yb"], xa + 3 * xb.sum(-1, keepdims=True), rtol=1e-5)
+    res = r.invoke(app, ["bundle", str(tmp_path / "two.nir"), "-o", str(tmp_path / "n.stcb")])
+    assert res.exit_code == 2 and "dt is required" in res.output  # no --dt, no metadata dt
     np.save(tmp_path / "one.npy", xa)
     res = r.invoke(app, ["run", str(tmp_path / "two.stcb"), "-i", str(tmp_path / "one.npy")])
     assert res.exit_code == 2 and "2 inputs" in res.output and "Traceback" not in res.output

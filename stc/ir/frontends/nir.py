@@ -255,7 +255,7 @@ def from_nir(nir_graph, dt: float | None) -> Graph:
     meta_dt = (getattr(nir_graph, "metadata", None) or {}).get("dt")
     if dt is None:
         if meta_dt is None:
-            raise ValueError("dt is required: the NIR graph's metadata has no 'dt' "
+            raise ValueError("dt is required (dt= / --dt): the NIR graph's metadata has no 'dt' "
                              "(seconds per simulation step, e.g. 1e-3)")
         dt = float(np.asarray(meta_dt).reshape(-1)[0])
     dt = check_positive("dt", dt)
