@@ -46,19 +46,21 @@ class Conversion:
     onnx: OnnxModel
     thresholds: dict[str, float | list[float]] = field(default_factory=dict)
     report: dict = field(default_factory=dict)
+    rebuild: object = field(default=None, repr=False, compare=False)
 
-    def zero_reset_graph(self) -> Graph:
-        """A copy with every IF neuron reset to zero instead of by subtraction (Loihi 2's
-        reset; what :func:`stc.passes.quantize` can map to fixed point)."""
-        g = self.graph.copy()
-        for n in g.nodes:
-            if n.OP == "IF":
-                n.v_reset = 0.0
-        g.metadata = {**g.metadata, "reset": "zero"}
-        return g.verify()
+    def zero_reset_graph(self, bias_shift: bool = False) -> Graph:
+        """The same conversion with every IF neuron reset to zero (Loihi 2's reset; what
+        :func:`stc.passes.quantize` maps to fixed point), by default without the bias shift:
+        with reset to zero the shift over-fires at T >= 16 but is needed at small T (digits,
+        fixed point: 96.4 / 96.7% at T = 16 / 32 without it, 91.7 / 93.9% with it; 79.4%
+        without and 91.4% with it at T = 8; benchmarks/results/convert_digits_cpu.md)."""
+        g = self.rebuild(reset="zero", bias_shift=bias_shift)
+        g.metadata = {**g.metadata, "reset": "zero", "bias_shift": bias_shift}
+        return g
 
-    def fixed_graph(self):
-        """(fixed-point graph, stc.passes.QuantReport) of :meth:`zero_reset_graph`.
+    def fixed_graph(self, bias_shift: bool = False):
+        """(fixed-point graph, stc.passes.QuantReport) of :meth:`zero_reset_graph` (reset to
+        zero, no bias shift).
 
         Raises:
             MappingError: a node with no fixed form (residual Add, Scale, MaxPool before a
@@ -66,7 +68,7 @@ class Conversion:
         """
         from stc.passes import quantize
 
-        return quantize(self.zero_reset_graph())
+        return quantize(self.zero_reset_graph(bias_shift))
 
     def run(self, x, *, numerics: str = "float", timesteps: int | None = None,
             batch_size: int = 256) -> np.ndarray:
@@ -94,7 +96,8 @@ class Conversion:
     def save(self, path: str | Path, *, fixed: bool = False, name: str = "model",
              version: str = "1", private_key: object = None) -> Path:
         """Write a verified ``.stcb`` bundle (stc.bundle.write_bundle) of the float graph and,
-        with ``fixed``, the Loihi fixed-point graph (reset to zero, :meth:`fixed_graph`) and
+        with ``fixed``, the Loihi fixed-point graph (reset to zero, no bias shift,
+        :meth:`fixed_graph`) and
         its Loihi 2 mapping when stc.lava maps it. Returns the path.
 
         Raises:
@@ -158,9 +161,12 @@ def convert_onnx(model, calibration, *, timesteps: int = 32, percentile: float =
     in_lam = float(np.percentile(x, percentile)) if spike_encoding == "rate" else 1.0
     if spike_encoding == "rate" and (x.min() < 0 or in_lam <= 0):
         raise ValueError("rate encoding needs non-negative inputs with a positive percentile")
-    b = Builder(m, lambdas, timesteps=T, reset=reset, bias_shift=bool(bias_shift),
-                spike_encoding=spike_encoding, input_lambda=in_lam)
-    g = b.build()
+    def rebuild(reset: str, bias_shift: bool) -> tuple[Graph, Builder]:
+        b = Builder(m, lambdas, timesteps=T, reset=reset, bias_shift=bias_shift,
+                    spike_encoding=spike_encoding, input_lambda=in_lam)
+        return b.build(), b
+
+    g, b = rebuild(reset, bool(bias_shift))
     report = {"method": "rate-coded IF, data-based threshold balancing (Rueckauer 2017)",
               "timesteps": T, "percentile": float(percentile), "reset": reset,
               "bias_shift": bool(bias_shift), "channel_wise": bool(channel_wise),
@@ -169,7 +175,8 @@ def convert_onnx(model, calibration, *, timesteps: int = 32, percentile: float =
               "onnx_ops": sorted({n.op_type for n in m.proto.graph.node})}
     g.metadata = {**g.metadata, "conversion": report}
     th = {k: (v.tolist() if np.ndim(v) else float(v)) for k, v in lambdas.items()}
-    return Conversion(graph=g, onnx=m, thresholds=th, report=report)
+    return Conversion(graph=g, onnx=m, thresholds=th, report=report,
+                      rebuild=lambda **kw: rebuild(**kw)[0])
 
 
 def torch_to_onnx(module: torch.nn.Module, input_shape: tuple[int, ...],
