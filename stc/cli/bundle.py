@@ -1,7 +1,8 @@
 """``stc bundle MODEL -o model.stcb``: compile a model into a verified bundle.
 
 MODEL is a checkpoint directory from ``stc train`` (model.safetensors + config.json), a NIR
-file (``.nir``, with ``--dt``), or ``package.module:factory`` (a function returning an
+file (``.nir``, with ``--dt``), an ONNX ANN (``.onnx``, with ``--calibration``; converted by
+stc.convert, see ``stc convert``), or ``package.module:factory`` (a function returning an
 nn.Module; ``--input-shape`` required).
 """
 
@@ -57,12 +58,14 @@ def load_model_source(model: str, input_shape: str | None, dt: float | None):
 
         m = load_checkpoint(p, backend="torch")
         return m, None, p.name
+    if p.suffix == ".onnx":  # an ANN: stc.convert with --calibration (stc convert has more)
+        if not p.is_file():
+            raise FileNotFoundError(f"ONNX file not found: {p}")
+        return str(p), None, p.stem
     if p.suffix == ".nir":
         if not p.is_file():
             raise FileNotFoundError(f"NIR file not found: {p}")
-        if dt is None:
-            raise ValueError("a NIR model needs --dt (seconds per simulation step, e.g. 1e-3)")
-        return str(p), None, p.stem
+        return str(p), None, p.stem  # dt: --dt, else the graph metadata's (stc.ir.frontends.nir)
     if ":" in model and not p.exists():
         mod_name, _, fn_name = model.partition(":")
         sys.path.insert(0, str(Path.cwd()))
@@ -171,7 +174,8 @@ def bundle(
                                         help="also quantise to Loihi fixed point")] = False,
     calibration: Annotated[Path | None, typer.Option(
         "--calibration", help="with --fixed: .npy samples [B, *input shape] in the float "
-        "model's input space to calibrate on (default: the checkpoint's held-out split)")
+        "model's input space to calibrate on (default: the checkpoint's held-out split); for "
+        "a .onnx ANN also the threshold-balancing data (see stc convert)")
     ] = None,
     labels: Annotated[Path | None, typer.Option(
         "--labels", help="with --calibration: .npy int labels [B] (report accuracy)")] = None,
@@ -195,8 +199,10 @@ def bundle(
         from stc.runtime.contract import attach_contract
 
         console = Console(stderr=True)
-        if not fixed and (calibration is not None or labels is not None):
-            raise ValueError("--calibration / --labels need --fixed")
+        is_onnx = str(model).endswith(".onnx")
+        if not fixed and (labels is not None or (calibration is not None and not is_onnx)):
+            raise ValueError("--calibration / --labels need --fixed (or a .onnx MODEL for "
+                             "--calibration)")
         record: dict = {}
         if Path(model).is_dir():
             from stc.train.contract import read_training_record
@@ -208,8 +214,13 @@ def bundle(
         with console.status("loading model"):
             src, shape, default_name = load_model_source(model, input_shape, dt)
         with console.status("compiling (frontend, passes)"):
+            calib = None
+            if is_onnx and calibration is not None:  # ANN-to-SNN thresholds (stc convert)
+                import numpy as np
+
+                calib = np.load(calibration, allow_pickle=False)
             compiled = SpikeCompiler("cpu", min(opt_level, 2), timesteps).compile(
-                src, shape, dt=dt)
+                src, shape, dt=dt, calibration=calib)
         if contract is not None:
             attach_contract(compiled.graph, contract)
         if fixed or opt_level == 3:

@@ -57,6 +57,8 @@ app.add_typer(__import__("stc.cli.fleet", fromlist=["app"]).app, name="fleet")
 app.command("demo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     __import__("stc.cli.demo", fromlist=["demo"]).demo)
 app.command("energy")(__import__("stc.cli.energy", fromlist=["energy"]).energy)
+app.command("convert")(__import__("stc.cli.convert", fromlist=["convert"]).convert)
+app.command("export")(__import__("stc.cli.export", fromlist=["export"]).export)
 app.command("infer")(__import__("stc.cli.infer", fromlist=["infer"]).infer)
 app.command("inspect")(__import__("stc.cli.inspect", fromlist=["inspect"]).inspect)
 app.command("keygen")(__import__("stc.cli.keygen", fromlist=["keygen"]).keygen)

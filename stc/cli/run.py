@@ -1,4 +1,7 @@
-"""``stc run model.stcb --input x.npy [--output y.npy]``: run a bundle on a batch."""
+"""``stc run model.stcb --input x.npy [--output y.npy]``: run a bundle on a batch.
+
+A bundle with several inputs takes an ``.npz`` (one array per input name); with several
+outputs, ``--output`` gets an ``.npz`` of all of them (one array per output name)."""
 
 from __future__ import annotations
 
@@ -61,23 +64,40 @@ def run(
                           precision=precision)
     with cli_errors(check_code=2):
         try:
+            names = [i.name for i in exe.inputs]
+            if isinstance(x, np.lib.npyio.NpzFile):  # several inputs: an .npz by input name
+                feeds = {k: x[k] for k in x.files}
+                if sorted(feeds) != sorted(names):
+                    raise ValueError(f"{input} holds arrays {sorted(feeds)}; the bundle's "
+                                     f"inputs are {names}")
+            elif len(names) > 1:
+                raise ValueError(f"the bundle has {len(names)} inputs {names}; pass an .npz "
+                                 "with one array per input name (np.savez)")
+            else:
+                feeds = {names[0]: x}
             if device in ("lava-sim", "loihi"):  # seconds per sample: show that it works
                 from rich.console import Console
 
-                with Console(stderr=True).status(f"running {len(x)} sample(s) on {device}"):
-                    out = exe.infer({exe.inputs[0].name: x})
+                rows = len(next(iter(feeds.values())))
+                with Console(stderr=True).status(f"running {rows} sample(s) on {device}"):
+                    out = exe.infer(feeds)
             else:
-                out = exe.infer({exe.inputs[0].name: x})
+                out = exe.infer(feeds)
             stats = getattr(exe, "last_result", None)
         finally:
             exe.close()
-        y = out[exe.outputs[0].name]
-        typer.echo(f"output {exe.outputs[0].name}: shape {list(y.shape)}")
-        if y.ndim == 2:
-            typer.echo("argmax: " + " ".join(str(int(i)) for i in y.argmax(-1)))
+        for spec in exe.outputs:
+            y = out[spec.name]
+            typer.echo(f"output {spec.name}: shape {list(y.shape)}")
+            if y.ndim == 2:
+                typer.echo("argmax: " + " ".join(str(int(i)) for i in y.argmax(-1)))
         if stats is not None:
             for n, r in stats.firing_rates.items():
                 typer.echo(f"firing rate {n}: {r:.4f}")
         if output is not None:
-            np.save(output, y)
+            if len(exe.outputs) > 1:  # several outputs: an .npz by output name
+                with open(output, "wb") as fh:
+                    np.savez(fh, **{s.name: out[s.name] for s in exe.outputs})
+            else:
+                np.save(output, out[exe.outputs[0].name])
             typer.echo(f"wrote {output}")

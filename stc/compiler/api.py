@@ -353,15 +353,21 @@ class SpikeCompiler:
 
     def compile(self, model, input_shape: tuple[int, ...] | None = None, *,
                 dt: float | None = None, optimizer: Optimizer | None = None,
-                chip_config: str = "ncl-1chip", profile_energy: bool = False) -> CompiledModel:
-        """Compile ``model`` (nn.Module, nir.NIRGraph, a .nir path, or an stc.ir.Graph).
+                chip_config: str = "ncl-1chip", profile_energy: bool = False,
+                calibration=None) -> CompiledModel:
+        """Compile ``model`` (nn.Module, nir.NIRGraph, a .nir path, an stc.ir.Graph, or an
+        ANN as a .onnx path / onnx.ModelProto, converted by stc.convert.convert_onnx with
+        T = time_steps and its defaults).
 
         Args:
             input_shape: per-sample input shape without T or B, e.g. (1, 28, 28); required
                 for torch modules other than stc.models (whose config gives it). A leading
                 batch dimension of 1 on a 4-D shape, as in the original design's
                 ``input_shape=(1, C, H, W)``, is dropped.
-            dt: time step for NIR inputs (required there; see stc.ir.frontends.nir).
+            dt: time step for NIR inputs (required unless the graph's metadata has one;
+                see stc.ir.frontends.nir).
+            calibration: ONNX inputs only (required there): [n, *input_shape] data for
+                threshold balancing.
             optimizer: passes to run instead of ``create_optimizer()``.
             chip_config: Loihi 2 system for the mapping, "ncl-<N>chip" (``utilization``; the
                 Lava targets are mapped, and checked, at compile time).
@@ -386,7 +392,7 @@ class SpikeCompiler:
             raise UnsupportedTargetError("target 'gpu' needs CUDA (torch.cuda.is_available() "
                                          "is False); use the cpu target (SpikeCompiler('cpu'), "
                                          "or --device cpu on the command line)")
-        graph = self._frontend(model, input_shape, dt)
+        graph = self._frontend(model, input_shape, dt, calibration)
         graph, fixed, reports = (optimizer or self.create_optimizer()).run(graph)
         mapping = self._check_lava(fixed, chip_config) if self.target in LAVA_TARGETS else None
         compiled = CompiledModel(graph=graph, target=self.target, time_steps=self.time_steps,
@@ -414,18 +420,23 @@ class SpikeCompiler:
                 "target 'cpu' with optimization_level=3 for the same fixed-point numerics")
         return mapping
 
-    def _frontend(self, model, input_shape, dt) -> Graph:
+    def _frontend(self, model, input_shape, dt, calibration=None) -> Graph:
         from stc.ir.frontends import from_nir, from_torch, load_nir
 
+        if (isinstance(model, (str, Path)) and str(model).endswith(".onnx")) or \
+                type(model).__name__ == "ModelProto":
+            if calibration is None:
+                raise ValueError("an ONNX ANN needs calibration= data [n, *input_shape] for "
+                                 "ANN-to-SNN threshold balancing (stc.convert)")
+            from stc.convert import convert_onnx
+
+            return convert_onnx(model, calibration, timesteps=self.time_steps,
+                                input_shape=input_shape).graph
         if isinstance(model, Graph):
             return model.copy().verify()
         if isinstance(model, (str, Path)) and str(model).endswith(".nir"):
-            if dt is None:
-                raise ValueError("dt is required to compile a NIR graph (seconds per step)")
-            return load_nir(model, dt)
+            return load_nir(model, dt)  # dt None: the graph metadata's dt, else ValueError
         if type(model).__name__ == "NIRGraph":
-            if dt is None:
-                raise ValueError("dt is required to compile a NIR graph (seconds per step)")
             return from_nir(model, dt)
         if isinstance(model, nn.Module):
             from stc.ir.frontends.models import from_model, is_stc_model
@@ -435,5 +446,5 @@ class SpikeCompiler:
             if input_shape is None:
                 raise ValueError("input_shape is required for torch modules, e.g. (1, 28, 28)")
             return from_torch(model.eval(), tuple(input_shape), self.time_steps)
-        raise TypeError("model must be an nn.Module, a nir.NIRGraph, a .nir path or an "
-                        f"stc.ir.Graph; got {type(model).__name__}")
+        raise TypeError("model must be an nn.Module, a nir.NIRGraph, a .nir path, a .onnx "
+                        f"path / onnx.ModelProto or an stc.ir.Graph; got {type(model).__name__}")

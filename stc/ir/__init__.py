@@ -9,8 +9,11 @@ from .nodes import (
     Add,
     AttentionCore,
     BatchNorm,
+    Concat,
+    Conv1d,
     Conv2d,
     CubaLIF,
+    Delay,
     Flatten,
     Input,
     Linear,
@@ -27,7 +30,8 @@ from .nodes import (
 )
 
 __all__ = [
-    "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "AttentionCore", "BatchNorm", "Conv2d",
+    "IF", "IR_VERSION", "LIF", "NODE_TYPES", "Add", "AttentionCore", "BatchNorm", "Concat",
+    "Conv1d", "Conv2d", "Delay",
     "CubaLIF", "Flatten", "Graph", "GraphError", "Input", "Linear", "LoihiCubaLIF", "Node",
     "Output", "Pool2d",
     "Repeat", "Scale", "SpikeAttention", "TimeMean", "ToTokens", "TokenMean",

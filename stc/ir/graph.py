@@ -13,15 +13,14 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from stc.errors import StcError
-
+from .errors import GraphError
 from .nodes import NODE_TYPES, Node
+from .shapes import infer_shape
 
 IR_VERSION = 1
 
 
-class GraphError(StcError, ValueError):
-    """An IR graph that is malformed: names the offending node and what is wrong."""
+__all__ = ["IR_VERSION", "Graph", "GraphError"]
 
 
 @dataclass
@@ -151,8 +150,6 @@ class Graph:
         Raises:
             GraphError: naming the node and the problem (for weights: the offending values).
         """
-        from .shapes import infer_shape
-
         names: dict[str, Node] = {}
         for n in self.nodes:
             if n.name in names:
@@ -194,8 +191,6 @@ class Graph:
     def infer_shapes(self) -> Graph:
         """Set every non-Input node's shape from its inputs (topological order); returns
         self. Raises GraphError like :meth:`verify`."""
-        from .shapes import infer_shape
-
         by_name = {n.name: n for n in self.nodes}
         for n in self.nodes:
             for src in n.inputs:

@@ -103,6 +103,31 @@ class Conv2d(Node):
 
 
 @dataclass(kw_only=True)
+class Conv1d(Node):
+    """1-D convolution on [C, L]; weight [Cout, Cin/groups, k], bias [Cout] (NIR Conv1d)."""
+
+    OP: ClassVar[str] = "Conv1d"
+    PARAMS: ClassVar[tuple[str, ...]] = ("weight",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("bias",)
+    in_channels: int = 0
+    out_channels: int = 0
+    kernel_size: int = 1
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+
+
+@dataclass(kw_only=True)
+class Delay(Node):
+    """Per-element delay by whole timesteps: y[t] = x[t - d] (0 before the first input);
+    ``steps`` [shape] int (NIR Delay's delay / dt, rounded)."""
+
+    OP: ClassVar[str] = "Delay"
+    PARAMS: ClassVar[tuple[str, ...]] = ("steps",)
+
+
+@dataclass(kw_only=True)
 class BatchNorm(Node):
     """Inference batch norm over channel ``axis`` of the per-sample shape (0 for [C, H, W];
     the last axis for tokens [N, D], as BatchNorm1d on [T*B*N, D] in Spikformer/SDT).
@@ -147,6 +172,16 @@ class Add(Node):
 
 
 @dataclass(kw_only=True)
+class Concat(Node):
+    """Concatenation of two or more inputs along per-sample ``axis`` (0 = channels of
+    [C, H, W]); the other axes must agree (ONNX Concat / torch.cat without the batch axis)."""
+
+    OP: ClassVar[str] = "Concat"
+    ARITY: ClassVar[int] = -1
+    axis: int = 0
+
+
+@dataclass(kw_only=True)
 class Scale(Node):
     """y = x * scale: a scalar ``factor``, or a ``scale`` tensor broadcast over the shape."""
 
@@ -188,13 +223,16 @@ class CubaLIF(Node):
         s = v > v_th (strict, NIR; v >= v_th with ``fire_ge``, stc.nn.CubaLIF);
         v = v_reset where s
     ``output`` "spikes" returns s; "v" returns v and never fires (an LI readout).
-    Slots: i_decay, i_gain (with a synapse), v_decay, v_gain, v_leak, v_th, v_reset.
+    Slots: i_decay, i_gain (with a synapse), v_decay, v_gain, v_leak, v_th, v_reset;
+    recurrent (NIR cycles neuron -> Linear/Affine -> neuron, snnTorch RLeaky/RSynaptic):
+    ``w_rec`` [n, n] and ``b_rec`` [n] add W_rec s[t-1] + b_rec to the input x[t] of every step
+    (s[-1] = 0), on the flattened neuron axis.
     """
 
     OP: ClassVar[str] = "CubaLIF"
     SPIKING: ClassVar[bool] = True
     PARAMS: ClassVar[tuple[str, ...]] = ("v_decay", "v_gain", "v_leak", "v_th", "v_reset")
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("i_decay", "i_gain")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("i_decay", "i_gain", "w_rec", "b_rec")
     has_synapse: bool = False
     output: str = "spikes"
     fire_ge: bool = False
@@ -308,9 +346,9 @@ class TimeMean(Node):
 
 NODE_TYPES: dict[str, type[Node]] = {
     cls.OP: cls
-    for cls in (Input, Output, Repeat, Linear, Conv2d, BatchNorm, Pool2d, Flatten, Add, Scale,
-                LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention, AttentionCore, SDSACore,
-                ToTokens, TokenMean, TimeMean)
+    for cls in (Input, Output, Repeat, Linear, Conv1d, Conv2d, Delay, BatchNorm, Pool2d,
+                Flatten, Add, Concat, Scale, LIF, IF, CubaLIF, LoihiCubaLIF, SpikeAttention,
+                AttentionCore, SDSACore, ToTokens, TokenMean, TimeMean)
 }
 NEURON_OPS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
-SYNAPSE_OPS = ("Linear", "Conv2d")
+SYNAPSE_OPS = ("Linear", "Conv2d")  # Conv1d: float numerics only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .errors import GraphError
 from .nodes import Node
 
 
@@ -39,8 +40,6 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
     Raises:
         GraphError: the inputs or parameters do not fit the node (message names the node).
     """
-    from .graph import GraphError
-
     def fail(msg: str) -> GraphError:
         return GraphError(f"node {node.name!r} ({node.OP}): {msg}")
 
@@ -66,8 +65,43 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         if op == "Repeat" and not 1 <= node.time_steps <= 100_000:
             raise fail(f"time_steps must be in 1..100000, got {node.time_steps}")
         return x
+    if op == "Delay":
+        ts = tensor_shape("steps")
+        if ts is not None and math.prod(ts) not in (1, math.prod(x)):
+            raise fail(f"steps has shape {ts}; expected one value or {x}")
+        return x
+    if op == "Conv1d":
+        if len(x) != 2:
+            raise fail(f"expects a [C, L] input, got shape {x}")
+        c, n_in = x
+        if min(node.kernel_size, node.stride, node.dilation) < 1 or node.padding < 0:
+            raise fail("kernel_size, stride and dilation must be >= 1 and padding >= 0")
+        lo = _conv_out(n_in, node.kernel_size, node.stride, node.padding, node.dilation)
+        if lo < 1:
+            raise fail(f"output would be empty for input {x}")
+        g = node.groups
+        if c != node.in_channels or g < 1 or c % g or node.out_channels % g:
+            raise fail(f"input has {c} channels; expected in_channels={node.in_channels} "
+                       f"divisible by groups={g}")
+        ws = tensor_shape("weight")
+        want = (node.out_channels, c // g, node.kernel_size)
+        if ws is not None and ws != want:
+            raise fail(f"weight has shape {ws}, expected {want}")
+        bs = tensor_shape("bias")
+        if bs is not None and bs != (node.out_channels,):
+            raise fail(f"bias has shape {bs}, expected ({node.out_channels},)")
+        return (node.out_channels, lo)
     if op in ("CubaLIF", "LoihiCubaLIF"):
+        n = math.prod(x)
+        if op == "CubaLIF":
+            ws, bs = tensor_shape("w_rec"), tensor_shape("b_rec")
+            if ws is not None and ws != (n, n):
+                raise fail(f"w_rec has shape {ws}, expected ({n}, {n})")
+            if bs is not None and bs != (n,):
+                raise fail(f"b_rec has shape {bs}, expected ({n},)")
         for slot in node.params:
+            if slot in ("w_rec", "b_rec"):
+                continue
             ts = tensor_shape(slot)
             if ts is not None and math.prod(ts) not in (1, math.prod(x)):
                 raise fail(f"parameter {slot!r} has shape {ts}; expected one value or {x}")
@@ -125,6 +159,14 @@ def infer_shape(graph, node: Node, ins: list[tuple[int, ...]],
         if any(s != x for s in ins):
             raise fail(f"inputs have different shapes {ins}")
         return x
+    if op == "Concat":
+        nd = len(x)
+        if nd == 0 or not -nd <= node.axis < nd:
+            raise fail(f"axis {node.axis} is outside the per-sample shape {x}")
+        a = node.axis % nd
+        if any(len(s) != nd or s[:a] + s[a + 1:] != x[:a] + x[a + 1:] for s in ins):
+            raise fail(f"inputs {ins} differ outside axis {node.axis}")
+        return (*x[:a], sum(s[a] for s in ins), *x[a + 1:])
     if op == "ToTokens":
         if len(x) != 3:
             raise fail(f"expects a [C, H, W] input, got shape {x}")

@@ -377,6 +377,12 @@ def map_graph(graph, tensors=None, chip_config: str = "ncl-1chip",
     """
     custom = [n.name for n in graph.nodes if n.OP in ("Add", "SpikeAttention",
                                                       "AttentionCore", "SDSACore", "ToTokens")]
+    if not custom:  # a non-spiking readout (a host Linear/Conv, e.g. stc.convert's SNNs)
+        from stc.passes.quantize import _host_readout
+
+        host = _host_readout(graph)
+        custom = [n.name for n in graph.nodes if n.OP in ("Linear", "Conv2d")
+                  and n.name in host]
     if custom:  # a Lava process graph (stc.lava.network) placed by the plan
         from stc.passes.quantize_residual import _host_tail
 

@@ -41,6 +41,11 @@ class ModelConfig:
         backend: "auto" | "triton" | "torch" for every LIF and attention op.
         qkv_bias: bias on the Q/K/V linears of SSA / DSFormer attention (False as Spikformer's
             ImageNet code; True for its CIFAR code's nn.Linear layers).
+        dvs_mode: SDT only: the official ``dvs_mode=True`` of event-camera training
+            (CIFAR10-DVS): SDSA applies a parameter-free 3x3 max-pool ("Erode") to k and v
+            over the token grid and to k*v and q*kv over (tokens, head channels).
+        neuron: "lif" (MultiStepLIFNode, fixed tau) or "plif" (ParametricLIF, learnable
+            tau = 1 / sigmoid(w); SDT's ``spike_mode="plif"``; models' ``*_lif.w`` keys).
         extra: free-form JSON-serialisable metadata (not read by the models).
 
     Raises (``validate``, called on construction):
@@ -65,6 +70,8 @@ class ModelConfig:
     spike_mode: str = "binary"
     backend: str = "auto"
     qkv_bias: bool = False
+    dvs_mode: bool = False
+    neuron: str = "lif"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,6 +102,12 @@ class ModelConfig:
         check_choice("arch", self.arch, ARCHS)
         check_choice("backend", self.backend, ("auto", "triton", "torch"))
         check_choice("spike_mode", self.spike_mode, SPIKE_MODES)
+        check_choice("neuron", self.neuron, ("lif", "plif"))
+        if not isinstance(self.dvs_mode, bool):
+            raise TypeError(f"dvs_mode must be a bool, got {type(self.dvs_mode).__name__}")
+        if (self.dvs_mode or self.neuron == "plif") and self.arch != "sdt":
+            raise ValueError(f"dvs_mode / neuron='plif' are options of arch 'sdt' (the "
+                             f"official Spike-driven Transformer); got arch {self.arch!r}")
         for name in ("img_size", "in_channels", "num_classes", "embed_dim", "num_heads",
                      "depths", "T", "window_size"):
             value = getattr(self, name)

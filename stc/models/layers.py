@@ -8,6 +8,8 @@ Spikformer's CIFAR code; the ImageNet code's 1x1 ``fc1_conv`` maps onto them).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -17,23 +19,67 @@ from stc.nn import LIF
 from .config import ModelConfig
 
 
+class PLIF(LIF):
+    """Parametric LIF (Fang et al., "Incorporating learnable membrane time constant to enhance
+    learning of spiking neural networks", ICCV 2021; SpikingJelly ParametricLIFNode, the
+    official SDT's ``spike_mode="plif"``): 1 / tau = sigmoid(w) with a scalar parameter
+    ``w`` (init w = -log(init_tau - 1)); otherwise stc.nn.LIF (decay_input, hard reset to 0).
+
+    [T, ...] -> spikes [T, ...]. The kernels take tau as a number: it is recomputed from
+    ``w`` on the host when ``w`` changes (loading a checkpoint), so this module serves
+    inference of trained checkpoints; w receives no gradient.
+
+    Raises:
+        ValueError: init_tau <= 1 (sigmoid(w) < 1 needs tau > 1).
+    """
+
+    def __init__(self, init_tau: float = 2.0, v_th: float = 1.0, backend: str = "auto"):
+        if not init_tau > 1.0:
+            raise ValueError(f"init_tau must be > 1 for a parametric LIF, got {init_tau}")
+        super().__init__(tau=init_tau, v_th=v_th, v_reset=0.0, detach_reset=True,
+                         backend=backend)
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)), requires_grad=False)
+        self._w_seen: tuple | None = None
+
+    def _sync_tau(self) -> None:
+        key = (self.w.data_ptr(), self.w._version)
+        if key != self._w_seen:  # one host read per change of w, not per call
+            self.tau = 1.0 / float(torch.sigmoid(self.w.detach().double()).cpu())
+            self._w_seen = key
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._sync_tau()
+        return super().forward(x)
+
+
 def make_lif(cfg: ModelConfig, v_th: float = 1.0) -> LIF:
-    """LIF as in the official code: MultiStepLIFNode(tau, v_th, v_reset=0, detach_reset)."""
+    """LIF as in the official code: MultiStepLIFNode(tau, v_th, v_reset=0, detach_reset);
+    with ``cfg.neuron == "plif"`` a :class:`PLIF` (ParametricLIF, init_tau = cfg.tau)."""
+    if cfg.neuron == "plif":
+        return PLIF(init_tau=cfg.tau, v_th=v_th, backend=cfg.backend)
     return LIF(tau=cfg.tau, v_th=v_th, v_reset=0.0, detach_reset=True, backend=cfg.backend)
 
 
-def direct_encode(x: torch.Tensor, T: int, in_channels: int, img_size: int) -> torch.Tensor:
+def direct_encode(x: torch.Tensor, T: int, in_channels: int, img_size: int,
+                  time_first: bool | None = None) -> torch.Tensor:
     """Direct encoding: images [B, C, H, W] repeated to [T, B, C, H, W].
 
-    Already-encoded input [T', B, C, H, W] is returned unchanged (its own T').
+    Already-encoded input (event frames) is returned T-first with its own T':
+    ``time_first=True``: x is [T', B, C, H, W] (stc's layout); ``False``: x is
+    [B, T', C, H, W] (the official Spikformer / SDT layout; transposed here);
+    ``None``: T-first, but an input whose dim 0 is not ``T`` while dim 1 is raises instead of
+    guessing.
 
     Raises:
-        TypeError: x is not a floating tensor.
-        ValueError: rank not 4 or 5, or C/H/W differ from the model's (in_channels, img_size).
+        TypeError: x is not a floating tensor; time_first not a bool or None.
+        ValueError: rank not 4 or 5, or C/H/W differ from the model's (in_channels, img_size),
+            or an ambiguous [B, T, ...] input with time_first=None.
     """
     check_tensor("x", x)
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating tensor of pixel values, got {x.dtype}")
+    if time_first is not None and not isinstance(time_first, bool):
+        raise TypeError(f"time_first must be True, False or None, got {time_first!r}")
     if x.dim() not in (4, 5):
         raise ValueError(f"x must be images [B, C, H, W] or encoded [T, B, C, H, W], "
                          f"got shape {tuple(x.shape)}")
@@ -42,8 +88,15 @@ def direct_encode(x: torch.Tensor, T: int, in_channels: int, img_size: int) -> t
                          f"in its last dims, got shape {tuple(x.shape)}")
     if x.dim() == 4:
         return x.unsqueeze(0).expand(T, *x.shape).contiguous()
-    if x.shape[0] < 1:
-        raise ValueError("encoded x needs T >= 1 along dim 0")
+    if time_first is False:
+        x = x.transpose(0, 1).contiguous()
+    elif time_first is None and x.shape[0] != T and x.shape[1] == T:
+        raise ValueError(f"encoded input of shape {tuple(x.shape)}: dim 1 equals the model's "
+                         f"T={T} but dim 0 does not; say which axis is time: "
+                         "time_first=True for [T, B, C, H, W] (stc), time_first=False for "
+                         "[B, T, C, H, W] (the official Spikformer / SDT code)")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError("encoded x needs T >= 1 and B >= 1")
     return x
 
 

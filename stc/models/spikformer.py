@@ -42,7 +42,9 @@ class Spikformer(PrecisionMixin, nn.Module):
     """Spikformer-L-D: images -> logits.
 
     Forward: x [B, C, H, W] (direct-encoded: repeated over ``config.T``) or already encoded
-    [T, B, C, H, W] -> logits [B, num_classes] = mean over T of head(mean over tokens N).
+    [T, B, C, H, W] (``time_first=True``) / [B, T, C, H, W] (``time_first=False``, the official
+    code's event layout; see stc.models.layers.direct_encode) -> logits [B, num_classes] =
+    mean over T of head(mean over tokens N).
     Internally tokens are [T, B, N, D], N = (img_size / patch_size) ** 2.
 
     Args:
@@ -73,9 +75,9 @@ class Spikformer(PrecisionMixin, nn.Module):
             x = blk(x)
         return x.mean(2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, time_first: bool | None = None) -> torch.Tensor:
         cfg = self.config
-        x = direct_encode(x, cfg.T, cfg.in_channels, cfg.img_size)
+        x = direct_encode(x, cfg.T, cfg.in_channels, cfg.img_size, time_first)
         with gemm_precision(self.precision, x.device.type):
             y = self.head(self.forward_features(x)).mean(0)
         return y.float()

@@ -155,7 +155,9 @@ class _Collector:
         from stc.nn import LIF
         from stc.nn.attention import SDSA, SSA, DSFormerAttention, GradedLIF
 
-        attn_types = (SSA, SDSA, DSFormerAttention)
+        from .sdt import SDSAOfficial
+
+        attn_types = (SSA, SDSA, DSFormerAttention, SDSAOfficial)
         for name, mod in model.named_modules():
             if isinstance(mod, attn_types):
                 self.qkv[name] = {}
@@ -234,12 +236,14 @@ class _Collector:
     def _attn_hook(self, name):
         from stc.nn.attention import SDSA, DSFormerAttention, split_heads
 
+        from .sdt import SDSAOfficial
+
         def hook(mod, inp, out):
             q, k, v = (split_heads(self.qkv[name][p], mod.num_heads) for p in ("q", "k", "v"))
             if isinstance(mod, DSFormerAttention):
                 nz, dense = _dsformer_counts(q, k, v, mod.window_size, mod.sparse_ratio)
-            elif isinstance(mod, SDSA):
-                nz, dense = _sdsa_counts(q, k, v)
+            elif isinstance(mod, (SDSA, SDSAOfficial)):  # dvs Erode pools: comparisons only,
+                nz, dense = _sdsa_counts(q, k, v)      # counted from the LIF outputs
             else:
                 nz, dense = _ssa_counts(q, k, v)
             self._add(name, "attention", dense, nz, dense)

@@ -111,21 +111,32 @@ def _cuba_loop(graph: Graph, n: Node, x: torch.Tensor) -> torch.Tensor:
 
     v_decay, v_gain, v_leak, v_th, v_reset = (p(s) for s in
                                              ("v_decay", "v_gain", "v_leak", "v_th", "v_reset"))
+    w_rec, b_rec = graph.param(n, "w_rec"), graph.param(n, "b_rec")
+    if w_rec is not None:
+        w_rec = w_rec.to(x.dtype).to(x.device)
+        b_rec = None if b_rec is None else b_rec.to(x.dtype).to(x.device)
     i = torch.zeros_like(x[0])
     v = torch.zeros_like(x[0])
+    s_prev = torch.zeros_like(x[0])
     out = []
     for t in range(x.shape[0]):
-        if n.has_synapse:
-            i = i * (1 - p("i_decay")) + p("i_gain") * x[t]
+        if w_rec is not None:  # NIR cycle: the previous step's spikes through W_rec
+            rec = F.linear(s_prev.reshape(s_prev.shape[0], -1), w_rec, b_rec)
+            x_t = x[t] + rec.reshape(x[t].shape)
         else:
-            i = x[t]
+            x_t = x[t]
+        if n.has_synapse:
+            i = i * (1 - p("i_decay")) + p("i_gain") * x_t
+        else:
+            i = x_t
         v = v * (1 - v_decay) + v_decay * v_leak + v_gain * i
         if n.output == "v":
             out.append(v)
             continue
         s = v >= v_th if n.fire_ge else v > v_th
         v = torch.where(s, v_reset.expand_as(v), v)
-        out.append(s.to(x.dtype))
+        s_prev = s.to(x.dtype)
+        out.append(s_prev)
     return torch.stack(out)
 
 
@@ -308,6 +319,23 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
                 return F.conv2d(z, w.to(z), None if b is None else b.to(z), n.stride,
                                 n.padding, n.dilation, n.groups)
             y = _merged(conv, x, tm)
+        elif op == "Conv1d":  # float numerics only (the fixed path refuses it by name)
+            w, b = graph.param(n, "weight"), graph.param(n, "bias")
+            y = _merged(lambda z, w=w, b=b, n=n: F.conv1d(
+                z, w.to(z), None if b is None else b.to(z), n.stride, n.padding, n.dilation,
+                n.groups), x, tm)
+        elif op == "Delay":
+            if not tm:
+                raise ValueError(f"node {n.name!r} (Delay) needs a temporal input [T, B, ...]")
+            d = graph.param(n, "steps").to(torch.int64).to(x.device).reshape(-1)
+            flat = x.reshape(x.shape[0], x.shape[1], -1)
+            d = d.expand(flat.shape[-1])
+            y = torch.zeros_like(flat)
+            for k in torch.unique(d).tolist():  # host read of a small parameter tensor
+                m = d == k
+                if k < x.shape[0]:
+                    y[k:, :, m] = flat[:x.shape[0] - k, :, m]
+            y = y.reshape(x.shape)
         elif op == "BatchNorm":
             p = [graph.param(n, s) for s in ("running_mean", "running_var", "weight", "bias")]
             p = [None if t is None else t.to(x) for t in p]
@@ -338,6 +366,8 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
             y = ins[0]
             for z in ins[1:]:
                 y = y + z
+        elif op == "Concat":  # inputs share the T axis (or all lack it), as for Add
+            y = torch.cat(ins, dim=(2 if tm else 1) + n.axis % len(n.shape))
         elif op == "Scale":
             s = graph.param(n, "scale")
             y = x * n.factor if s is None else x * s.to(x) * n.factor

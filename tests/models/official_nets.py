@@ -28,6 +28,40 @@ class SJLIF(nn.Module):
         return out
 
 
+class SJPLIF(nn.Module):
+    """SpikingJelly ParametricLIFNode(init_tau=2, detach_reset) over [T, ...]; its learnable
+    ``w`` sits at ``<name>.w`` as in the official code (MultiStepParametricLIFNode)."""
+
+    def __init__(self, v_th: float = 1.0) -> None:
+        super().__init__()
+        self.node = neuron.ParametricLIFNode(init_tau=2.0, v_threshold=v_th, detach_reset=True,
+                                             step_mode="m")
+
+    def _load_from_state_dict(self, sd, prefix, *args, **kwargs):  # official name: <lif>.w
+        if prefix + "w" in sd:
+            sd[prefix + "node.w"] = sd.pop(prefix + "w")
+        super()._load_from_state_dict(sd, prefix, *args, **kwargs)
+
+    def forward(self, x):
+        self.node.reset()
+        out = self.node(x)
+        self.node.reset()
+        return out
+
+
+def official_state_dict(net: nn.Module) -> dict:
+    """net.state_dict() with SJPLIF's ``node.w`` renamed to the official ``w``."""
+    import re
+
+    return {re.sub(r"(_lif\d?)\.node\.w\Z", r"\1.w", k): v
+            for k, v in net.state_dict().items()}
+
+
+def erode(x):
+    """The official Erode: nn.MaxPool3d((1, 3, 3), stride 1, padding (0, 1, 1)) on 5-D x."""
+    return nn.functional.max_pool3d(x, (1, 3, 3), stride=1, padding=(0, 1, 1))
+
+
 def _tb(fn, x):
     """Apply a 2-D op to [T, B, ...] by folding T into B."""
     T, B = x.shape[:2]
@@ -38,7 +72,7 @@ def _tb(fn, x):
 class OfficialStem(nn.Module):
     """SPS (sdt=False) or MS_SPS (sdt=True) with a pooling_stat string."""
 
-    def __init__(self, cin, D, pooling, sdt):
+    def __init__(self, cin, D, pooling, sdt, lif=SJLIF):
         super().__init__()
         self.pooling, self.sdt = pooling, sdt
         chans = [cin, D // 8, D // 4, D // 2, D]
@@ -46,11 +80,11 @@ class OfficialStem(nn.Module):
             s = "" if i == 0 else str(i)
             setattr(self, "proj_conv" + s, nn.Conv2d(chans[i], chans[i + 1], 3, 1, 1, bias=False))
             setattr(self, "proj_bn" + s, nn.BatchNorm2d(chans[i + 1]))
-            setattr(self, "proj_lif" + s, SJLIF())
+            setattr(self, "proj_lif" + s, lif())
             setattr(self, "maxpool" + s, nn.MaxPool2d(3, 2, 1))
         self.rpe_conv = nn.Conv2d(D, D, 3, 1, 1, bias=False)
         self.rpe_bn = nn.BatchNorm2d(D)
-        self.rpe_lif = SJLIF()
+        self.rpe_lif = lif()
 
     def _g(self, name, i):
         return getattr(self, name + ("" if i == 0 else str(i)))
@@ -77,9 +111,9 @@ class OfficialStem(nn.Module):
 class OfficialSSA(nn.Module):
     """Spikformer imagenet SSA: Conv1d over channels on [T*B, C, N]."""
 
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, scale=0.125):
         super().__init__()
-        self.heads = heads
+        self.heads, self.scale = heads, scale
         for p in "qkv":
             setattr(self, f"{p}_conv", nn.Conv1d(dim, dim, 1, 1, bias=False))
             setattr(self, f"{p}_bn", nn.BatchNorm1d(dim))
@@ -101,7 +135,7 @@ class OfficialSSA(nn.Module):
                 .permute(0, 1, 3, 2, 4)
 
         q, k, v = heads("q"), heads("k"), heads("v")
-        a = (q @ (k.transpose(-2, -1) @ v)) * 0.125
+        a = (q @ (k.transpose(-2, -1) @ v)) * self.scale
         a = self.attn_lif(a.transpose(3, 4).reshape(T, B, C, N))
         y = self.proj_bn(self.proj_conv(a.flatten(0, 1))).reshape(T, B, C, H, W)
         return self.proj_lif(y)
@@ -110,15 +144,15 @@ class OfficialSSA(nn.Module):
 class OfficialMLP(nn.Module):
     """Spikformer imagenet MLP (sdt=False) or SDT MS_MLP_Conv (sdt=True), 1x1 Conv2d."""
 
-    def __init__(self, dim, hidden, sdt):
+    def __init__(self, dim, hidden, sdt, lif=SJLIF):
         super().__init__()
         self.sdt = sdt
         self.fc1_conv = nn.Conv2d(dim, hidden, 1, 1)
         self.fc1_bn = nn.BatchNorm2d(hidden)
-        self.fc1_lif = SJLIF()
+        self.fc1_lif = lif()
         self.fc2_conv = nn.Conv2d(hidden, dim, 1, 1)
         self.fc2_bn = nn.BatchNorm2d(dim)
-        self.fc2_lif = SJLIF()
+        self.fc2_lif = lif()
 
     def forward(self, x):
         if not self.sdt:
@@ -131,21 +165,23 @@ class OfficialMLP(nn.Module):
 
 
 class OfficialSDSA(nn.Module):
-    """SDT MS_SSA_Conv (spike_mode lif, no dvs): residual inside, Conv2d over channels."""
+    """SDT MS_SSA_Conv (spike_mode lif or plif, dvs False or True): residual inside, Conv2d
+    over channels; dvs applies Erode to k, v ([T, B, C, H, W]) and to k*v, q*kv
+    ([T, B, heads, N, d])."""
 
-    def __init__(self, dim, heads):
+    def __init__(self, dim, heads, lif=SJLIF, dvs=False):
         super().__init__()
-        self.heads = heads
+        self.heads, self.dvs = heads, dvs
         for p in "qkv":
             setattr(self, f"{p}_conv", nn.Conv2d(dim, dim, 1, 1, bias=False))
             setattr(self, f"{p}_bn", nn.BatchNorm2d(dim))
-            setattr(self, f"{p}_lif", SJLIF())
-        self.attn_lif = SJLIF(0.5)
+            setattr(self, f"{p}_lif", lif())
+        self.attn_lif = lif(0.5)
         self.talking_heads = nn.Conv1d(heads, heads, 1, 1, bias=False)
-        self.talking_heads_lif = SJLIF(0.5)
+        self.talking_heads_lif = lif(0.5)
         self.proj_conv = nn.Conv2d(dim, dim, 1, 1)
         self.proj_bn = nn.BatchNorm2d(dim)
-        self.shortcut_lif = SJLIF()
+        self.shortcut_lif = lif()
 
     def forward(self, x):
         T, B, C, H, W = x.shape
@@ -156,12 +192,20 @@ class OfficialSDSA(nn.Module):
         def heads(p):
             y = _tb(lambda z: getattr(self, f"{p}_bn")(getattr(self, f"{p}_conv")(z)), s)
             y = getattr(self, f"{p}_lif")(y)
+            if self.dvs and p != "q":
+                y = erode(y)
             return y.flatten(3).transpose(-1, -2).reshape(T, B, N, self.heads, C // self.heads) \
                 .permute(0, 1, 3, 2, 4)
 
         q, k, v = heads("q"), heads("k"), heads("v")
-        kv = self.talking_heads_lif((k * v).sum(dim=-2, keepdim=True))
-        a = (q * kv).transpose(3, 4).reshape(T, B, C, H, W)
+        kv = k * v
+        if self.dvs:
+            kv = erode(kv)
+        kv = self.talking_heads_lif(kv.sum(dim=-2, keepdim=True))
+        a = q * kv
+        if self.dvs:
+            a = erode(a)
+        a = a.transpose(3, 4).reshape(T, B, C, H, W)
         return _tb(lambda z: self.proj_bn(self.proj_conv(z)), a) + identity
 
 
@@ -218,7 +262,8 @@ class CifarMLP(nn.Module):
 
 
 class OfficialBlock(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio, sdt, cifar=False):
+    def __init__(self, dim, heads, mlp_ratio, sdt, cifar=False, lif=SJLIF, dvs=False,
+                 scale=0.125):
         super().__init__()
         self.sdt, self.cifar = sdt, cifar
         if not sdt:
@@ -227,8 +272,9 @@ class OfficialBlock(nn.Module):
         if cifar:
             self.attn, self.mlp = CifarSSA(dim, heads), CifarMLP(dim, int(dim * mlp_ratio))
             return
-        self.attn = OfficialSDSA(dim, heads) if sdt else OfficialSSA(dim, heads)
-        self.mlp = OfficialMLP(dim, int(dim * mlp_ratio), sdt)
+        self.attn = OfficialSDSA(dim, heads, lif, dvs) if sdt else \
+            OfficialSSA(dim, heads, scale)
+        self.mlp = OfficialMLP(dim, int(dim * mlp_ratio), sdt, lif)
 
     def forward(self, x):
         if self.sdt:
@@ -238,22 +284,32 @@ class OfficialBlock(nn.Module):
 
 
 class OfficialNet(nn.Module):
-    """Spikformer (sdt=False; ImageNet code, or CIFAR code with cifar=True) or
-    SpikeDrivenTransformer (sdt=True): [B, C, H, W] -> [B, K]."""
+    """Spikformer (sdt=False; ImageNet code, or CIFAR code with cifar=True, or CIFAR10-DVS
+    code with dvs=True: pos_embed and a final LayerNorm built but unused, SSA scale 0.25) or
+    SpikeDrivenTransformer (sdt=True; plif=True for spike_mode "plif", dvs=True for
+    dvs_mode): [B, C, H, W] -> [B, K]; event input [B, T, C, H, W] (the official layout)."""
 
     def __init__(self, cin, D, heads, depths, mlp_ratio, num_classes, pooling, T, sdt,
-                 cifar=False):
+                 cifar=False, plif=False, dvs=False):
         super().__init__()
         self.T, self.sdt, self.cifar = T, sdt, cifar
-        self.patch_embed = OfficialStem(cin, D, pooling, sdt)
-        self.block = nn.ModuleList(OfficialBlock(D, heads, mlp_ratio, sdt, cifar)
-                                   for _ in range(depths))
+        lif = SJPLIF if plif else SJLIF
+        self.patch_embed = OfficialStem(cin, D, pooling, sdt, lif)
+        scale = 0.25 if dvs and not sdt else 0.125
+        self.block = nn.ModuleList(OfficialBlock(D, heads, mlp_ratio, sdt, cifar, lif,
+                                                 dvs and sdt, scale) for _ in range(depths))
+        if dvs and not sdt:
+            self.pos_embed = nn.Parameter(torch.zeros(1, 4, D))
+            self.norm = nn.LayerNorm(D)
         if sdt:
-            self.head_lif = SJLIF()
+            self.head_lif = lif()
         self.head = nn.Linear(D, num_classes)
 
     def forward(self, x):
-        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        if x.dim() == 5:               # events [B, T, C, H, W], as the official forward
+            x = x.transpose(0, 1).contiguous()
+        else:
+            x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
         x = self.patch_embed(x)
         if self.cifar:                 # the CIFAR code's blocks work on tokens [T, B, N, C]
             x = x.flatten(3).transpose(-1, -2)
@@ -288,4 +344,9 @@ def randomise(model: nn.Module, seed: int = 0, bn_shift: float = 0.0) -> nn.Modu
                 m.num_batches_tracked.fill_(7)
             elif isinstance(m, nn.LayerNorm):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+            elif isinstance(m, neuron.ParametricLIFNode):  # learned tau in (1.25, 5)
+                m.w.copy_(torch.rand((), generator=g) * 2.6 - 1.4)
+        for name, p in model.named_parameters():
+            if name.endswith("pos_embed"):
+                p.copy_(torch.randn(p.shape, generator=g))
     return model.eval()

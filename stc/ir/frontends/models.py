@@ -89,6 +89,10 @@ def from_model(model: nn.Module, time_steps: int | None = None) -> Graph:
     arch = cfg.arch
     if arch not in ("spikformer", "sdt", "dsformer"):
         raise MappingError(f"unknown stc.models arch {arch!r}")
+    if getattr(cfg, "dvs_mode", False) or getattr(cfg, "neuron", "lif") != "lif":
+        raise MappingError("SDT with dvs_mode=True or neuron='plif' runs in PyTorch "
+                           "(stc.models); the IR's SDSA node has no Erode max-pools or "
+                           "parametric LIFs, so it is not compiled")
     model = model.eval()
     T = int(time_steps or cfg.T)
     g = Graph(metadata={"source": "stc.models", "model": type(model).__name__,
