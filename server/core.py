@@ -217,7 +217,8 @@ class InferenceCore:
     def config(self, name: str, version: str = "") -> pb.ModelConfigResponse:
         """Triton-style model configuration: ``max_batch_size`` (0 when the model runs one
         request at a time, lava-sim / loihi), tensor types and dims (without the batch
-        dimension when max_batch_size > 0), the dynamic batcher's delay.
+        dimension when max_batch_size > 0), the dynamic batcher's delay, and each input's
+        contract as JSON in ``parameters["input_contract.<input>"]``.
 
         Raises:
             ServingError: NOT_FOUND if the model / version is not loaded.
@@ -238,6 +239,15 @@ class InferenceCore:
                                  dims=list(s.shape)[cut:]) for s in exe.inputs],
             output=[pb.ModelOutput(name=s.name, data_type=dtype(s.datatype),
                                    dims=list(s.shape)[cut:]) for s in exe.outputs])
+        graph = getattr(exe, "graph", None) or getattr(exe, "_graph", None)
+        if graph is not None:  # the bundle's input contract (stc.runtime.contract)
+            import json
+
+            from stc.runtime.contract import contracts_of
+
+            for inp, contract in contracts_of(graph).items():
+                cfg.parameters[f"input_contract.{inp}"].string_value = json.dumps(
+                    contract, sort_keys=True)
         if max_batch:
             cfg.dynamic_batching.max_queue_delay_microseconds = int(
                 model.batcher.max_delay * 1e6)
