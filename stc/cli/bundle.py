@@ -147,9 +147,11 @@ def quant_table(report: dict, source: str):
     agree = report.get("spike_agreement", {})
     for la in report["layers"]:
         cal = report.get("calibrated", {}).get(la["name"])
-        t.add_row(la["name"], la["neuron"], str(la["exponent"]), str(la["v_th_mant"]),
+        neuron = la.get("neuron")  # SDT's stream rows (stc.passes.quantize_residual) have none
+        t.add_row(la["name"], neuron or "(stream)", str(la["exponent"]),
+                  str(la.get("v_th_mant", "")),
                   "" if cal is None else f"e{cal['exponent_shift']:+d} th{cal['v_th_delta']:+d}",
-                  "" if la["neuron"] not in agree else f"{agree[la['neuron']]:.4f}")
+                  "" if neuron not in agree else f"{agree[neuron]:.4f}")
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f}%"
