@@ -80,6 +80,10 @@ class ServerConfig:
             must carry a valid signature, else it is rejected.
         sequence_idle_s, max_sequences: stateful streaming (stc.server.sequence): a
             sequence's state is freed after this idle time (s); at most this many live.
+        input_policy: "reject" (default: a request outside a bundle's input contract gets
+            INVALID_ARGUMENT naming the range) | "preprocess" (apply the contract's declared
+            preprocessing to raw input), passed to load_bundle.
+        precision: "fp32" | "tf32" | "bf16": GEMM precision of float numerics (stc.precision).
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +113,8 @@ class ServerConfig:
     max_request_rows: int | None = None
     sequence_idle_s: float = 60.0
     max_sequences: int = 1024
+    input_policy: str = "reject"
+    precision: str = "fp32"
 
     def validate(self) -> ServerConfig:
         """Raise ValueError naming the first bad field; return self."""
@@ -134,6 +140,11 @@ class ServerConfig:
                      "sequence_idle_s"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be > 0 s, got {getattr(self, name)}")
+        if self.input_policy not in ("reject", "preprocess"):
+            raise ValueError(f"input_policy must be 'reject' or 'preprocess'; got "
+                             f"{self.input_policy!r}")
+        if self.precision not in ("fp32", "tf32", "bf16"):
+            raise ValueError(f"precision must be fp32, tf32 or bf16; got {self.precision!r}")
         if self.numerics not in (None, "float", "fixed"):
             raise ValueError(f"numerics must be 'float', 'fixed' or None; got {self.numerics!r}")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -203,7 +214,9 @@ class InferenceServer:
         else:
             self.metrics = ServerMetrics()
             loader = loader or runtime_loader(config.backend, config.numerics,
-                                              config.public_key)
+                                              config.public_key,
+                                              input_policy=config.input_policy,
+                                              precision=config.precision)
             self.repository = ModelRepository(
                 repository, loader, backend=config.backend, max_batch=config.max_batch,
                 max_delay_ms=config.max_delay_ms, queue_size=config.queue_size,

@@ -73,9 +73,10 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def runtime_loader(backend: str = "cpu", numerics: str | None = None,
-                   public_key: object = None) -> Loader:
-    """A loader calling ``stc.runtime.load_bundle(path, backend=..., numerics=...,
-    public_key=...)`` (imported when first used).
+                   public_key: object = None, *, input_policy: str = "reject",
+                   precision: str = "fp32") -> Loader:
+    """A loader calling ``stc.runtime.load_bundle(path, device=backend, numerics=...,
+    public_key=..., input_policy=..., precision=...)`` (imported when first used).
 
     Raises:
         ValueError: ``backend`` is not one of cpu, gpu, lava-sim, loihi.
@@ -86,7 +87,9 @@ def runtime_loader(backend: str = "cpu", numerics: str | None = None,
     def load(path: Path) -> Executable:
         from stc.runtime import load_bundle
 
-        return load_bundle(path, device=backend, numerics=numerics, public_key=public_key)
+        kw = {} if precision == "fp32" else {"precision": precision}  # Lava takes no precision
+        return load_bundle(path, device=backend, numerics=numerics, public_key=public_key,
+                           input_policy=input_policy, **kw)
 
     return load
 

@@ -67,6 +67,10 @@ def serve(
     gpus_per_replica: float = typer.Option(0.0, "--gpus-per-replica",
                                            help="with --engine ray: GPUs per replica"),
     backend: Annotated[str | None, options.deprecated("--backend", "--device")] = None,
+    input_policy: str = typer.Option(
+        "reject", "--input-policy", help="reject (default: a request outside a bundle's "
+        "input contract gets INVALID_ARGUMENT naming the range) | preprocess (apply the "
+        "contract's declared preprocessing to raw input)"),
     precision: str = typer.Option("fp32", "--precision",
                                   help="fp32 | tf32 | bf16: GEMM precision of float numerics"),
 ) -> None:
@@ -103,25 +107,16 @@ def serve(
             shutdown_delay_s=shutdown_delay_s,
             tls_cert=tls_cert, tls_key=tls_key, token=token,
             metrics_port=metrics_port, numerics=numerics, public_key=public_key,
-            http_port=http_port, read_only=read_only).validate()
+            http_port=http_port, read_only=read_only, input_policy=input_policy,
+            precision=precision).validate()
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
-    from stc.precision import PRECISIONS
     from stc.server.app import exposure_warnings
 
-    if precision not in PRECISIONS:
-        raise typer.BadParameter(f"--precision must be one of {', '.join(PRECISIONS)}; "
-                                 f"got {precision!r}")
-    loader = None
-    if precision != "fp32":  # the default loader (server.repository) has no precision
-        def loader(path, _d=device, _n=numerics, _k=public_key, _p=precision):
-            from stc.runtime import load_bundle
-
-            return load_bundle(path, device=_d, numerics=_n, public_key=_k, precision=_p)
     configure_json_logging()
     for warning in exposure_warnings(cfg):
         typer.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
-    server = InferenceServer(cfg, repository, loader=loader)
+    server = InferenceServer(cfg, repository)
     bound = server.start()
     typer.echo(f"stc serve: listening on {host}:{bound} (device {device})", err=True)
     if server.http_port is not None:

@@ -184,7 +184,9 @@ class OIPReplica:
         self.metrics = ServerMetrics()
         self.repository = ModelRepository(
             cfg.repository,
-            runtime_loader(server_cfg.backend, server_cfg.numerics, server_cfg.public_key),
+            runtime_loader(server_cfg.backend, server_cfg.numerics, server_cfg.public_key,
+                           input_policy=server_cfg.input_policy,
+                           precision=server_cfg.precision),
             backend=server_cfg.backend, max_batch=server_cfg.max_batch,
             max_delay_ms=server_cfg.max_delay_ms, queue_size=server_cfg.queue_size,
             metrics=self.metrics)

@@ -48,3 +48,29 @@ def test_model_config_carries_the_input_contract(contract_server):
     with pytest.raises(Exception, match=r"INVALID_ARGUMENT.*\[0, 1\]"):
         client.infer("tiny", [inp], client_timeout=30)
     client.close()
+
+
+def test_serve_input_policy_preprocess_takes_raw_input(tmp_path, contract_server):
+    _, path = contract_server
+    from stc.runtime import load_bundle
+
+    server = InferenceServer(ServerConfig(host="127.0.0.1", port=0, input_policy="preprocess"),
+                             path.parents[2])
+    server.start()
+    try:
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.port}")
+        raw = np.random.default_rng(0).integers(0, 17, size=(2, 6)).astype(np.float32)
+        exe = load_bundle(path)
+        name = exe.inputs[0].name
+        want = exe.infer({name: raw / 16})  # the declared preprocessing, by hand
+        exe.close()
+        inp = grpcclient.InferInput(name, [2, 6], "FP32")
+        inp.set_data_from_numpy(raw)
+        res = client.infer("tiny", [inp], client_timeout=30)
+        for out, value in want.items():
+            np.testing.assert_array_equal(res.as_numpy(out), value)
+        client.close()
+    finally:
+        server.stop(grace=2)
+    with pytest.raises(ValueError, match="input_policy"):
+        ServerConfig(input_policy="clip").validate()
