@@ -150,7 +150,8 @@ def quant_table(report: dict, source: str):
         neuron = la.get("neuron")  # SDT's stream rows (stc.passes.quantize_residual) have none
         t.add_row(la["name"], neuron or "(stream)", str(la["exponent"]),
                   str(la.get("v_th_mant", "")),
-                  "" if cal is None else f"e{cal['exponent_shift']:+d} th{cal['v_th_delta']:+d}",
+                  "" if cal is None else f"e{cal['exponent_shift']:+d}" + (
+                      f" th{cal['v_th_delta']:+d}" if "v_th_delta" in cal else ""),
                   "" if neuron not in agree else f"{agree[neuron]:.4f}")
 
     def pct(v):

@@ -30,6 +30,7 @@ from stc.ir import Graph, LoihiCubaLIF
 from stc.ir import nodes as ir
 
 from .quantize import (
+    CALIBRATION_SEARCH_SAMPLES,
     MAX_VTH_MANT,
     QuantReport,
     _agreement,
@@ -37,6 +38,8 @@ from .quantize import (
     _exponent,
     _first_synapses,
     _input_scale,
+    _search,
+    _set_layer,
 )
 
 SYNAPSES = ("Conv2d", "Linear")
@@ -131,6 +134,28 @@ def quantize_residual(graph: Graph, *, calibration=None, labels=None,
             pooling on the stream, an Add mixing spikes and membranes, a neuron with no
             synapse layer, stream or SDSA core before it.
     """
+    if calibration is None:
+        return _quantize_residual(graph, None, labels, input_scale, time_steps, 0)
+    best = None
+    for shift in STREAM_SHIFTS:  # the stream exponent, chosen on the calibration samples
+        g, report = _quantize_residual(graph, calibration, labels, input_scale, time_steps,
+                                       shift)
+        key = (report.output_agreement or 0.0, report.overall_agreement or 0.0)
+        if best is None or key > best[0]:
+            best = (key, g, report, shift)
+    _, g, report, shift = best
+    report.calibrated["stream"] = {"exponent_shift": shift, "output_agreement": best[0][0]}
+    return g, report
+
+
+# Stream exponents tried with calibration data: the largest exponent at which every stream
+# term's 8-bit weights fit (0), and one more (+1: the largest weights clip, the rest gain a
+# bit), picked by output then spike agreement with the float graph.
+STREAM_SHIFTS = (0, 1)
+
+
+def _quantize_residual(graph: Graph, calibration, labels, input_scale, time_steps,
+                       stream_shift: int) -> tuple[Graph, QuantReport]:
     from .bn_fold import fold_batchnorm
     from .lower_attention import lower_attention
 
@@ -164,6 +189,7 @@ def quantize_residual(graph: Graph, *, calibration=None, labels=None,
         b = g.param(t, "bias")
         e = min(e, _exponent(float(w.abs().max()), 0.0,
                              0.0 if b is None else float(b.abs().max())))
+    e += stream_shift
     for r in readers:
         _neuron_check(r)
         while e > -30 and r.v_th * mult(r) * 2.0 ** e > MAX_VTH_MANT:
@@ -204,6 +230,7 @@ def quantize_residual(graph: Graph, *, calibration=None, labels=None,
     report.layers.append({"name": "stream", "exponent": -e,
                           "terms": [t.name for t in terms],
                           "readers": [r.name for r in readers]})
+    layers, rows = [], {}  # the regular synapse layers, as stc.passes.quantize keeps them
     for syn in regular:
         neu = g.consumers(syn.name)[0]
         _neuron_check(neu)
@@ -215,27 +242,8 @@ def quantize_residual(graph: Graph, *, calibration=None, labels=None,
         b = None if b is None else b.double() / div
         ex = _exponent(float(w.abs().max()), neu.v_th,
                        0.0 if b is None else float(b.abs().max()))
-        raw = torch.round(w * 2.0 ** ex / 2) * 2
-        w_int = raw.clamp(-256, 254)
-        g.tensors[f"{syn.name}.weight"] = w_int.to(torch.int32)
-        syn.params = {"weight": f"{syn.name}.weight"}
-        v_th_mant = int(round(neu.v_th * 2.0 ** ex))
-        v_decay = int(round(4096 / neu.tau)) if neu.OP == "LIF" else 0
-        fixed = LoihiCubaLIF(name=neu.name, inputs=list(neu.inputs), shape=neu.shape,
-                             i_decay=4096, v_decay=min(4096, v_decay), v_th_mant=v_th_mant)
-        if b is not None:
-            b_int = torch.round(b * 2.0 ** ex).to(torch.int32)
-            if syn.OP == "Conv2d":
-                b_int = b_int.reshape(-1, *([1] * (len(neu.shape) - 1)))
-            g.tensors[f"{neu.name}.bias"] = b_int.expand(neu.shape).contiguous()
-            fixed.params["bias"] = f"{neu.name}.bias"
-        g.nodes[g.nodes.index(neu)] = fixed
-        report.layers.append({
-            "name": syn.name, "neuron": neu.name, "exponent": -ex,
-            "weight_rel_error": float((w_int / 2.0 ** ex - w).norm()
-                                      / w.norm().clamp_min(1e-30)),
-            "clipped_fraction": float((raw != w_int).double().mean()),
-            "v_th_mant": v_th_mant, "v_decay": v_decay})
+        layers.append((syn, neu, w, b, div, ex, neu.v_th))
+        rows[syn.name] = _set_layer(g, syn, neu, w, b, div, ex, int(round(neu.v_th * 2.0 ** ex)))
     # host readout: rescale the integer stream where it leaves the chip
     for n in list(g.nodes):
         if n.name in host and any(s not in host for s in n.inputs):
@@ -267,6 +275,10 @@ def quantize_residual(graph: Graph, *, calibration=None, labels=None,
     if scale is not None:
         g.metadata["input_quant"] = {g.inputs()[0].name: {"scale": scale}}
     g.infer_shapes().verify()
+    if x is not None:  # the same per-layer calibration search as stc.passes.quantize
+        _search(graph, g, layers, rows, report, x[:CALIBRATION_SEARCH_SAMPLES], time_steps)
+    stream_rows = [la for la in report.layers if la["name"] not in rows]
+    report.layers = stream_rows + [rows[syn.name] for syn, *_ in layers]
     if x is not None:
         _agreement(graph, g, report, x, labels, time_steps)
     return g, report
