@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     loihi_repo = args.workdir / "loihi_repository"
     accs = {}
     for numerics in ("float", "fixed"):
-        exe = load_bundle(bundle, backend="cpu", numerics=numerics)
+        exe = load_bundle(bundle, device="cpu", numerics=numerics)
         (out,) = exe.infer({exe.inputs[0].name: x_flat}).values()
         accs[numerics] = float((out.argmax(1) == y_test).mean())
         if numerics == "fixed":

@@ -172,7 +172,7 @@ def main(argv=None) -> dict:
 
     x = np.resize(np.random.default_rng(1).uniform(0, 1, size=(997, D_IN)).astype(np.float32),
                   (args.rows, D_IN))
-    exe = load_bundle(bundle, backend="cpu")
+    exe = load_bundle(bundle, device="cpu")
     t0 = time.perf_counter()
     want = exe.infer({"input": x})
     plain_s = time.perf_counter() - t0

@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         path = build_bundle(repo)
-        exe = load_bundle(path, backend="cpu")
+        exe = load_bundle(path, device="cpu")
         rng = np.random.default_rng(0)
         inputs = [(rng.normal(size=(1, D_IN)) * 4).astype(np.float32) for _ in range(16)]
         wants = [exe.infer({"input": x})["output"] for x in inputs]

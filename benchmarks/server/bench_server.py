@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"in_process": None, "paired_batch1": None, "server": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = build_bundle(Path(tmp))
-        exe = load_bundle(path, backend="cpu")
+        exe = load_bundle(path, device="cpu")
         results["in_process"] = bench_in_process(exe, x, args.seconds)
         servers = {}
         try:

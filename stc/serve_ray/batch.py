@@ -30,7 +30,7 @@ class BundlePredictor:
                  public_key: str | None = None, input_name: str | None = None) -> None:
         from stc.runtime import load_bundle
 
-        self.exe = load_bundle(bundle, backend=device, numerics=numerics,
+        self.exe = load_bundle(bundle, device=device, numerics=numerics,
                                public_key=public_key)
         self.input_name = input_name or self.exe.inputs[0].name
 

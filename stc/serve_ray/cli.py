@@ -91,7 +91,7 @@ def run_with_ray(*, bundle: Path, input: Path, output: Path | None, device: str,
         raise typer.Exit(2) from None
     from stc.runtime import load_bundle
 
-    exe = load_bundle(bundle, backend="cpu" if device in ("lava-sim", "loihi") else device,
+    exe = load_bundle(bundle, device="cpu" if device in ("lava-sim", "loihi") else device,
                       public_key=public_key)
     first = exe.outputs[0].name
     exe.close()
