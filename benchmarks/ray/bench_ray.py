@@ -179,7 +179,7 @@ def main(argv=None) -> dict:
     exe.close()
     infer_dataset(bundle, x[:2000], actors=2, batch_size=1000)  # warm actors' imports
     t0 = time.perf_counter()
-    got = infer_dataset(bundle, x, actors=2, batch_size=1000)
+    got = infer_dataset(bundle, x, actors=2, batch_size=4096)
     ray_s = time.perf_counter() - t0
     ray.shutdown()
     same = all(np.array_equal(got[k], want[k]) for k in want)
