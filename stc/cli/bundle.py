@@ -43,7 +43,7 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
     try:
         shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints such as 1,28,28; "
+        raise ValueError(f"--input-shape must be comma-separated ints such as 1,8,8; "
                          f"got {text!r}") from None
     if not shape or min(shape) < 1:
         raise ValueError(f"--input-shape must be positive ints, got {text!r}")

@@ -8,20 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .bundle import cli_errors
-
-
-def _shape(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints such as 1,8,8; "
-                         f"got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise ValueError(f"--input-shape must be positive ints, got {text!r}")
-    return shape
+from .bundle import _shape, cli_errors
 
 
 def convert(

@@ -78,6 +78,23 @@ class RunResult:
         return self._host[1]
 
 
+def _feed(n: Node, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The feed of Input node ``n``, T-first, with its shape checked.
+
+    Raises:
+        ValueError: the feed is missing or its shape is not [T,] B, *n.shape.
+    """
+    if n.name not in feeds:
+        raise ValueError(f"missing input {n.name!r}")
+    y = feeds[n.name]
+    lead = 2 if n.temporal else 1
+    if tuple(y.shape[lead:]) != tuple(n.shape) or y.dim() != lead + len(n.shape):
+        want = ("T, " if n.temporal else "") + "B, " + ", ".join(map(str, n.shape))
+        raise ValueError(f"input {n.name!r} must have shape [{want}] (T-first), "
+                         f"got {tuple(y.shape)}")
+    return y
+
+
 def _per_sample_counts(y: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Spikes per sample of a [T, B, ...] train (float64 [B], on y's device; no host read)
     and the neurons x timesteps per sample."""
@@ -296,14 +313,7 @@ def execute(graph: Graph, feeds: dict[str, torch.Tensor], *, numerics: str = "fl
         tm = temporal[n.name]
         op = n.OP
         if op == "Input":
-            if n.name not in feeds:
-                raise ValueError(f"missing input {n.name!r}")
-            y = feeds[n.name]
-            lead = 2 if n.temporal else 1
-            if tuple(y.shape[lead:]) != tuple(n.shape) or y.dim() != lead + len(n.shape):
-                want = ("T, " if n.temporal else "") + "B, " + ", ".join(map(str, n.shape))
-                raise ValueError(f"input {n.name!r} must have shape [{want}] (T-first), "
-                                 f"got {tuple(y.shape)}")
+            y = _feed(n, feeds)
         elif op == "Repeat":
             T = time_steps or n.time_steps
             y = x.unsqueeze(0).expand(T, *x.shape).contiguous()
@@ -488,14 +498,7 @@ def _run_fixed(graph: Graph, feeds: dict[str, torch.Tensor], plan: dict[str, Nod
         op = n.OP
         p = plan[n.name]
         if op == "Input":
-            if n.name not in feeds:
-                raise ValueError(f"missing input {n.name!r}")
-            y = feeds[n.name]
-            lead = 2 if n.temporal else 1
-            if tuple(y.shape[lead:]) != tuple(n.shape) or y.dim() != lead + len(n.shape):
-                want = ("T, " if n.temporal else "") + "B, " + ", ".join(map(str, n.shape))
-                raise ValueError(f"input {n.name!r} must have shape [{want}] (T-first), "
-                                 f"got {tuple(y.shape)}")
+            y = _feed(n, feeds)
             if y.is_floating_point():
                 bad = ((y != y.round()) | (y.abs() > p.bound)).any()
             else:
