@@ -63,7 +63,7 @@ class ProcSpec:
 
     def summary(self) -> dict:
         """JSON-ready description (arrays summarised by their shape)."""
-        p = {k: (list(v.shape) if isinstance(v, (np.ndarray, Unrolled)) else v)
+        p = {k: (list(v.shape) if isinstance(v, (np.ndarray, Unrolled, Composed)) else v)
              for k, v in self.params.items()}
         return {"name": self.name, "kind": self.kind, "inputs": self.inputs,
                 "depth": self.depth, "size": self.size, "graded": self.graded, "params": p}
@@ -112,6 +112,30 @@ class Unrolled:
 
     def array(self) -> np.ndarray:
         return _unroll(self._graph, self._node, self._in)
+
+
+class Composed:
+    """``outer.array() @ inner.array()``: a sum pool of spikes folded into the synapse layer
+    that reads it (exact integer arithmetic), computed when a Lava process needs it.
+
+    Raises (from ``array()``):
+        MappingError: the composed integer weights are ones Lava's Dense would change
+            (overlapping pool windows can add weights up; stc.ir.graph.loihi_weight_problem).
+    """
+
+    def __init__(self, name: str, outer: Unrolled, inner: Unrolled) -> None:
+        self._name, self._outer, self._inner = name, outer, inner
+        self.shape = (outer.shape[0], inner.shape[1])
+
+    def array(self) -> np.ndarray:
+        from stc.ir.graph import loihi_weight_problem
+
+        m = self._outer.array() @ self._inner.array()
+        problem = loihi_weight_problem(torch.from_numpy(m))
+        if problem is not None:
+            raise MappingError(f"node {self._name!r} with the sum pool before it folded in: "
+                               f"{problem}")
+        return m
 
 
 def _unroll(graph, node, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -188,7 +212,13 @@ def build_process_graph(graph) -> ProcessGraph:
     alias: dict[str, str] = {}  # IR value -> spec producing it
     order: list[ProcSpec] = []
 
+    pooled: dict[str, tuple] = {}  # sum pool of spikes -> (its input spec, pool matrix)
+
     def src(name: str) -> ProcSpec:
+        if name in pooled:
+            raise MappingError(f"node {name!r}: sum pooling of spikes maps to Loihi only when "
+                               "a synapse layer (Linear / Conv2d) reads it (the pool is "
+                               "folded into that layer's matrix)")
         return specs[alias[name]]
 
     def put(spec: ProcSpec, node_name: str) -> None:
@@ -204,17 +234,24 @@ def build_process_graph(graph) -> ProcessGraph:
         if op == "Input":
             put(ProcSpec(n.name, "source", [], 0, size, graded=True), n.name)
         elif op in ("Repeat", "Flatten"):
-            alias[n.name] = alias[n.inputs[0]]
+            if n.inputs[0] in pooled:
+                pooled[n.name] = pooled[n.inputs[0]]
+            else:
+                alias[n.name] = alias[n.inputs[0]]
         elif op in ("Linear", "Conv2d"):
-            x = src(n.inputs[0])
             in_shape = tuple(graph.node(n.inputs[0]).shape)
+            weight = Unrolled(graph, n, in_shape)
+            if n.inputs[0] in pooled:  # sum pool -> synapse: one matrix, M_syn @ M_pool
+                x, pool = pooled[n.inputs[0]]
+                weight = Composed(n.name, weight, pool)
+            else:
+                x = src(n.inputs[0])
             b = _np_param(graph, n, "bias")
             if b is not None and bool((b != 0).any()):
                 raise MappingError(f"node {n.name!r} ({op}): a synaptic bias has no Loihi "
                                    "form; stc.passes.quantize moves it to the neuron")
             put(ProcSpec(n.name, "dense", [x.name], x.depth + 1, size,
-                         {"weight": Unrolled(graph, n, in_shape), "graded_in": x.graded}),
-                n.name)
+                         {"weight": weight, "graded_in": x.graded}), n.name)
         elif op == "Pool2d":
             x = src(n.inputs[0])
             in_shape = tuple(graph.node(n.inputs[0]).shape)
@@ -225,6 +262,9 @@ def build_process_graph(graph) -> ProcessGraph:
                              {"idx": window_indices(in_shape, n.kernel_size, n.stride,
                                                     n.padding),
                               "n_in": int(np.prod(in_shape))}, graded=True), n.name)
+                continue
+            if n.kind == "sum" and not x.graded and x.kind == "lif":
+                pooled[n.name] = (x, Unrolled(graph, n, in_shape))
                 continue
             if n.kind != "max" or x.graded or x.kind != "lif":
                 raise MappingError(f"node {n.name!r}: only max pooling of LIF spikes maps to "

@@ -103,3 +103,25 @@ def test_cli_convert_and_bundle(tmp_path):
         assert r.exit_code == 2, r.output
         assert "error:" in r.output
     assert not (tmp_path / "z.stcb").exists()
+
+
+@pytest.mark.slow
+def test_converted_cnn_with_average_pooling_runs_on_lava_sim(tmp_path):
+    """Sum pooling of spikes between two conv layers maps to Lava by folding the pool into
+    the next layer's matrix (exact integers): lava-sim equals CPU fixed."""
+    pytest.importorskip("lava", reason="lava-nc is part of this project's environment")
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                      nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(24, 3)).eval()
+    conv = convert_onnx(torch_to_onnx(m, (1, 4, 4)), _ints(64, 0), timesteps=6)
+    p = conv.save(tmp_path / "cnn.stcb", fixed=True)
+    x = _ints(3, 2)
+    cpu = load_bundle(p, device="cpu", numerics="fixed").infer({"input": x})["output"]
+    lava = load_bundle(p, device="lava-sim")
+    try:
+        sim = lava.infer({"input": x})["output"]
+    finally:
+        lava.close()
+    assert np.abs(cpu).sum() > 0
+    np.testing.assert_array_equal(cpu, sim)
