@@ -193,6 +193,15 @@ def build_process_graph(graph) -> ProcessGraph:
     except Exception as e:  # noqa: BLE001 - GraphError and friends
         raise MappingError(f"graph does not verify: {e}") from e
     host_set = _host_readout(graph) | _host_tail(graph)  # SDT: the tail from TokenMean on
+    grown = True  # a sum pool / flatten read only by the host runs there too (exact on counts)
+    while grown:
+        grown = False
+        for n in graph.nodes:
+            cons = graph.consumers(n.name)
+            if n.name not in host_set and cons and all(c.name in host_set for c in cons) and (
+                    n.OP == "Flatten" or (n.OP == "Pool2d" and n.kind == "sum")):
+                host_set.add(n.name)
+                grown = True
     bad = [n for n in graph.nodes if n.OP not in CHIP_OPS + HOST_OPS and n.name not in host_set]
     floats = [n for n in graph.nodes if n.OP in ("LIF", "IF", "CubaLIF", "BatchNorm",
                                                   "SpikeAttention", "Scale")

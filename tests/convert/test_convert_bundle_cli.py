@@ -106,14 +106,17 @@ def test_cli_convert_and_bundle(tmp_path):
 
 
 @pytest.mark.slow
-def test_converted_cnn_with_average_pooling_runs_on_lava_sim(tmp_path):
+@pytest.mark.parametrize("head", ["flatten", "global_pool"])
+def test_converted_cnn_with_average_pooling_runs_on_lava_sim(tmp_path, head):
     """Sum pooling of spikes between two conv layers maps to Lava by folding the pool into
-    the next layer's matrix (exact integers): lava-sim equals CPU fixed."""
+    the next layer's matrix (exact integers); a global average pool before the readout runs
+    on the host with it. lava-sim equals CPU fixed."""
     pytest.importorskip("lava", reason="lava-nc is part of this project's environment")
     torch.manual_seed(0)
+    tail = [nn.Flatten(), nn.Linear(24, 3)] if head == "flatten" else [
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)]
     m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-                      nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                      nn.Linear(24, 3)).eval()
+                      nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), *tail).eval()
     conv = convert_onnx(torch_to_onnx(m, (1, 4, 4)), _ints(64, 0), timesteps=6)
     p = conv.save(tmp_path / "cnn.stcb", fixed=True)
     x = _ints(3, 2)
