@@ -154,6 +154,14 @@ def main(argv=None) -> dict:
                              for k, v in lat.items()}
     result["overhead_ms"]["p50_delta"] = (result["overhead_ms"]["ray"]["p50"]
                                           - result["overhead_ms"]["plain"]["p50"])
+    live = {"plain": [], "ray": []}  # a no-op RPC: the proxy hop alone, without inference
+    for _ in range(3):
+        for key, c in (("plain", pc), ("ray", rc)):
+            for _ in range(args.requests // 3):
+                t0 = time.perf_counter()
+                c.is_server_live()
+                live[key].append((time.perf_counter() - t0) * 1e3)
+    result["server_live_p50_ms"] = {k: float(np.percentile(v, 50)) for k, v in live.items()}
 
     tput = {}
     for replicas in (1, 2):
@@ -204,6 +212,10 @@ def main(argv=None) -> dict:
         f"{o['p50_delta']:+.2f} ms | within +2 ms |",
         f"| p99 ms, batch 1, concurrency 1 | {o['plain']['p99']:.2f} | {o['ray']['p99']:.2f} | "
         "| |",
+        f"| p50 ms of a no-op ServerLive (the proxy hop alone) | "
+        f"{result['server_live_p50_ms']['plain']:.2f} | {result['server_live_p50_ms']['ray']:.2f}"
+        f" | {result['server_live_p50_ms']['ray'] - result['server_live_p50_ms']['plain']:+.2f}"
+        " ms | |",
         f"| req/s at concurrency 32 | 1 replica: {t['1_replicas']['req_per_s']:.0f} | "
         f"2 replicas: {t['2_replicas']['req_per_s']:.0f} | {t['ratio_2_over_1']:.2f}x | "
         ">= 1.5x |",
