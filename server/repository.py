@@ -169,6 +169,29 @@ class ModelRepository:
                     found.append((model_dir.name, ver_dir.name))
         return found
 
+    def skipped(self) -> list[str]:
+        """Entries under the repository that ``on_disk`` ignores, each with the reason (a
+        flat ``.stcb`` file, a bad model or version folder name, a version folder without
+        ``model.stcb``), for the operator to see at start."""
+        out = []
+        for p in sorted(self.root.iterdir()):
+            if not p.is_dir():
+                out.append(f"{p.name}: not a model folder (expected "
+                           f"<model>/<version>/{BUNDLE_FILE})")
+                continue
+            if not _NAME_RE.match(p.name):
+                out.append(f"{p.name}/: model name must match {_NAME_RE.pattern}")
+                continue
+            for v in sorted(p.iterdir()):
+                if not v.is_dir():
+                    out.append(f"{p.name}/{v.name}: not a version folder")
+                elif not _NAME_RE.match(v.name):
+                    out.append(f"{p.name}/{v.name}/: version name must match "
+                               f"{_NAME_RE.pattern}")
+                elif not (v / BUNDLE_FILE).is_file():
+                    out.append(f"{p.name}/{v.name}/: no {BUNDLE_FILE}")
+        return out
+
     # -- queries ----------------------------------------------------------------------------
     def versions(self, name: str) -> list[str]:
         """Loaded versions of ``name``, oldest first (empty if none)."""

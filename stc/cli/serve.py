@@ -94,6 +94,9 @@ def serve(
             queue_size=queue_size, max_request_bytes=int(max_request_mb * (1 << 20)),
             request_timeout_s=request_timeout_s)
 
+    if not Path(repository).is_dir():
+        raise typer.BadParameter(f"--repository {repository} is not a folder; create it (or "
+                                 "fix the path): <dir>/<model>/<version>/model.stcb")
     for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key),
                        ("--public-key", public_key)):
         if path is not None and not Path(path).is_file():
@@ -117,6 +120,8 @@ def serve(
     for warning in exposure_warnings(cfg):
         typer.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
     server = InferenceServer(cfg, repository)
+    for entry in server.repository.skipped():
+        typer.secho(f"WARNING: ignored {entry}", err=True, fg="yellow")
     bound = server.start()
     typer.echo(f"stc serve: listening on {host}:{bound} (device {device})", err=True)
     if server.http_port is not None:
