@@ -127,6 +127,36 @@ class Client:
             result[tensor.name] = np.frombuffer(raw, dtype=dtype).reshape(list(tensor.shape))
         return result
 
+    def max_batch_of(self, model: str, version: str = "", timeout: float | None = None) -> int:
+        """The server's rows-per-request cap for ``model`` (Triton's ModelConfig
+        ``max_batch_size``; 0 = the model takes one request at a time, unsplit)."""
+        r = self.inference.ModelConfig(pb.ModelConfigRequest(name=model, version=version),
+                                       **self._kw(timeout))
+        return int(r.config.max_batch_size)
+
+    def infer_batched(self, model: str, inputs: Mapping[str, np.ndarray], *,
+                      version: str = "", outputs: Sequence[str] | None = None,
+                      timeout: float | None = None) -> dict[str, np.ndarray]:
+        """:meth:`infer` for any number of rows: split along dim 0 into requests of at most
+        the server's max batch (:meth:`max_batch_of`), results concatenated in order.
+
+        Raises:
+            ValueError: the inputs differ in their number of rows.
+            grpc.RpcError: as :meth:`infer`.
+        """
+        arrays = {k: np.asarray(v) for k, v in inputs.items()}
+        rows = {a.shape[0] for a in arrays.values() if a.ndim > 0}
+        if len(rows) > 1:
+            raise ValueError(f"inputs have different batch sizes {sorted(rows)}; expected one")
+        n = rows.pop() if rows else 0
+        cap = self.max_batch_of(model, version, timeout)
+        if cap <= 0 or n <= cap:
+            return self.infer(model, arrays, version=version, outputs=outputs, timeout=timeout)
+        parts = [self.infer(model, {k: a[i:i + cap] for k, a in arrays.items()},
+                            version=version, outputs=outputs, timeout=timeout)
+                 for i in range(0, n, cap)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
     # -- stc bundle repository --------------------------------------------------------------
     def upload(self, path: str | Path, name: str, version: str, *, load: bool = True,
                sha256: str | None = None, timeout: float | None = None) -> dict:

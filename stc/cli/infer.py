@@ -66,7 +66,9 @@ def infer(
                 files = {meta["inputs"][0]["name"]: files[""]}
             arrays = {name: as_float32(name, np.load(path, allow_pickle=False))
                       for name, path in files.items()}
-            result = client.infer(model, arrays, version=version, outputs=output or None)
+            # split into requests of the server's max batch (it refuses larger ones)
+            result = client.infer_batched(model, arrays, version=version,
+                                          outputs=output or None)
         except grpc.RpcError as e:
             typer.echo(f"error: {e.code().name}: {e.details()}", err=True)
             raise typer.Exit(1) from e

@@ -142,6 +142,15 @@ def test_stc_serve_and_stc_infer_commands(bundle_repo, tmp_path):
         assert "output: float32 [2, 5]" in res.stdout
         want = load_bundle(bundle_repo / "tiny" / "1" / "model.stcb").infer({"input": x})
         np.testing.assert_array_equal(np.load(out_dir / "output.npy"), want["output"])
+        big = _x(19, seed=8)  # more rows than the server's max batch (8): split by stc infer
+        np.save(tmp_path / "big.npy", big)
+        res = subprocess.run(
+            [sys.executable, "-m", "stc.cli.main", "infer", "--url", f"127.0.0.1:{port}",
+             "--model", "tiny", "--input", str(tmp_path / "big.npy"), "--out-dir", str(out_dir)],
+            capture_output=True, text=True, timeout=60, env=env)
+        assert res.returncode == 0, res.stderr
+        want = load_bundle(bundle_repo / "tiny" / "1" / "model.stcb").infer({"input": big})
+        np.testing.assert_array_equal(np.load(out_dir / "output.npy"), want["output"])
         res = subprocess.run(
             [sys.executable, "-m", "stc.cli.main", "infer", "--url", f"127.0.0.1:{port}",
              "--model", "nope", "--input", f"input={tmp_path / 'x.npy'}"],
