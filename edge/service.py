@@ -10,19 +10,14 @@ stays active.
 
 from __future__ import annotations
 
-import hashlib
-import re
-
-import grpc
 from stc.proto import edge_pb2 as pb
 from stc.proto import edge_pb2_grpc as pb_grpc
-from stc.server.errors import ServingError, exhausted, invalid
+from stc.server.errors import ServingError
+from stc.server.staging import check_announced, receive
 
 import stc
 
 from .probe import Hardware
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def hardware_pb(hw: Hardware) -> pb.Hardware:
@@ -73,38 +68,11 @@ class EdgeServicer(pb_grpc.EdgeAgentServicer):
 
     def _receive(self, chunks):
         first = next(chunks, None)
-        if first is None:
-            raise invalid("empty deploy stream: the first chunk must carry sha256")
-        want = first.sha256.lower()
-        if not _HEX64.match(want):
-            raise invalid("sha256 must be 64 hex digits (SHA-256 of the whole bundle)")
-        if first.total_size > self.max_bundle_bytes:
-            raise exhausted(f"bundle of {first.total_size} bytes exceeds the limit of "
-                            f"{self.max_bundle_bytes} bytes")
+        want = check_announced(first, self.max_bundle_bytes, "deploy stream")
         staged = self.agent.store.new_staging_path()
-        digest, size = hashlib.sha256(), 0
-        try:
-            with open(staged, "wb") as f:
-                chunk = first
-                while chunk is not None:
-                    if chunk is not first and (chunk.sha256 or chunk.device or chunk.numerics):
-                        raise invalid("only the first deploy chunk may set sha256 and options")
-                    size += len(chunk.data)
-                    if size > self.max_bundle_bytes:
-                        raise exhausted(f"bundle exceeds the limit of {self.max_bundle_bytes}"
-                                        " bytes")
-                    digest.update(chunk.data)
-                    f.write(chunk.data)
-                    chunk = next(chunks, None)
-            if first.total_size and size != first.total_size:
-                raise invalid(f"received {size} bytes, first chunk announced {first.total_size}")
-            if digest.hexdigest() != want:
-                raise ServingError(grpc.StatusCode.DATA_LOSS,
-                                   f"bundle SHA-256 mismatch: received {digest.hexdigest()}, "
-                                   f"expected {want}; nothing changed")
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
+        receive(first, chunks, staged, want=want, max_bytes=self.max_bundle_bytes,
+                first_only=("sha256", "device", "numerics"), what="deploy",
+                mismatch="nothing changed")
         return staged, first
 
     def Deploy(self, request_iterator, context):  # noqa: N802

@@ -17,18 +17,15 @@ PERMISSION_DENIED (``stc serve --read-only`` does not even register this service
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import time
 
 import grpc
 from stc.proto import stc_repository_pb2 as pb
 from stc.proto import stc_repository_pb2_grpc as pb_grpc
-from stc.server.errors import ServingError, exhausted, invalid
+from stc.server.errors import ServingError
 from stc.server.repository import ModelRepository, check_name, sha256_file
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+from stc.server.staging import check_announced, receive
 
 
 class RepositoryServicer(pb_grpc.BundleRepositoryServicer):
@@ -54,43 +51,14 @@ class RepositoryServicer(pb_grpc.BundleRepositoryServicer):
 
     def _upload(self, chunks) -> pb.UploadResponse:
         first = next(chunks, None)
-        if first is None:
-            raise invalid("empty upload: the first chunk must carry name, version and sha256")
+        want = check_announced(first, self.max_bundle_bytes, "upload")
         name = check_name("model name", first.name)
         version = check_name("version", first.version)
-        want = first.sha256.lower()
-        if not _HEX64.match(want):
-            raise invalid("sha256 must be 64 hex digits (SHA-256 of the whole bundle)")
-        if first.total_size > self.max_bundle_bytes:
-            raise exhausted(f"bundle of {first.total_size} bytes exceeds the limit of "
-                            f"{self.max_bundle_bytes} bytes")
         staged = self.repository.staging_path(name, version)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with open(staged, "wb") as f:
-                chunk = first
-                while chunk is not None:
-                    if chunk is not first and (chunk.name or chunk.version or chunk.sha256):
-                        raise invalid("only the first upload chunk may set name/version/sha256")
-                    size += len(chunk.data)
-                    if size > self.max_bundle_bytes:
-                        raise exhausted(f"bundle exceeds the limit of {self.max_bundle_bytes} "
-                                        "bytes")
-                    digest.update(chunk.data)
-                    f.write(chunk.data)
-                    chunk = next(chunks, None)
-            if first.total_size and size != first.total_size:
-                raise invalid(f"received {size} bytes, first chunk announced {first.total_size}")
-            got = digest.hexdigest()
-            if got != want:
-                raise ServingError(grpc.StatusCode.DATA_LOSS,
-                                   f"bundle {name}/{version} SHA-256 mismatch: received {got}, "
-                                   f"expected {want}; upload rejected, previous version keeps "
-                                   "serving")
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
+        got, size = receive(first, chunks, staged, want=want, max_bytes=self.max_bundle_bytes,
+                            first_only=("name", "version", "sha256"), what="upload",
+                            mismatch=f"upload of {name}/{version} rejected, previous version "
+                                     "keeps serving")
         loaded = self.repository.install(name, version, staged, load=first.load)
         return pb.UploadResponse(name=name, version=version, sha256=got, size=size,
                                  loaded=loaded)
