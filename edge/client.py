@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 from stc.proto import edge_pb2 as pb
 from stc.proto import edge_pb2_grpc as pb_grpc
 
-CHUNK_BYTES = 1 << 20
+from stc.client import bundle_chunks
 
 
 class EdgeClient:
@@ -65,14 +64,10 @@ class EdgeClient:
         data = bundle if isinstance(bundle, bytes) else Path(bundle).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
 
-        def chunks() -> Iterator[pb.DeployChunk]:
-            yield pb.DeployChunk(sha256=sha, total_size=len(data), device=device,
-                                 allow_downgrade=allow_downgrade, numerics=numerics,
-                                 data=data[:CHUNK_BYTES])
-            for i in range(CHUNK_BYTES, len(data), CHUNK_BYTES):
-                yield pb.DeployChunk(data=data[i:i + CHUNK_BYTES])
-
-        return self.stub.Deploy(chunks(), **self._kw(timeout))
+        return self.stub.Deploy(
+            bundle_chunks(data, pb.DeployChunk, sha256=sha, total_size=len(data), device=device,
+                          allow_downgrade=allow_downgrade, numerics=numerics),
+            **self._kw(timeout))
 
     def rollback(self, name: str, timeout: float | None = None) -> pb.DeployResponse:
         """Make the previous version of ``name`` active again."""

@@ -87,9 +87,8 @@ def runtime_loader(backend: str = "cpu", numerics: str | None = None,
     def load(path: Path) -> Executable:
         from stc.runtime import load_bundle
 
-        kw = {} if precision == "fp32" else {"precision": precision}  # Lava takes no precision
         return load_bundle(path, device=backend, numerics=numerics, public_key=public_key,
-                           input_policy=input_policy, **kw)
+                           input_policy=input_policy, precision=precision)
 
     return load
 

@@ -27,6 +27,15 @@ _DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT6
 CHUNK_BYTES = 1 << 20
 
 
+def bundle_chunks(data: bytes, make, **head) -> Iterator:
+    """A client stream of ``data``: ``make(**head, data=first piece)``, then ``make(data=...)``
+    for every further piece of CHUNK_BYTES (the servers' rule: only the first chunk carries
+    the header fields; stc.server.staging)."""
+    yield make(**head, data=data[:CHUNK_BYTES])
+    for start in range(CHUNK_BYTES, len(data), CHUNK_BYTES):
+        yield make(data=data[start:start + CHUNK_BYTES])
+
+
 def _datatype(arr: np.ndarray) -> str:
     for name, code in _DTYPES.items():
         ref = np.dtype(code)
@@ -174,14 +183,9 @@ class Client:
         data = Path(path).read_bytes()
         digest = sha256 or hashlib.sha256(data).hexdigest()
 
-        def chunks() -> Iterator[repo_pb.UploadChunk]:
-            yield repo_pb.UploadChunk(name=name, version=version, sha256=digest,
-                                      total_size=len(data), load=load,
-                                      data=data[:CHUNK_BYTES])
-            for start in range(CHUNK_BYTES, len(data), CHUNK_BYTES):
-                yield repo_pb.UploadChunk(data=data[start:start + CHUNK_BYTES])
-
-        r = self.repository.Upload(chunks(), **self._kw(timeout))
+        r = self.repository.Upload(
+            bundle_chunks(data, repo_pb.UploadChunk, name=name, version=version, sha256=digest,
+                          total_size=len(data), load=load), **self._kw(timeout))
         return {"name": r.name, "version": r.version, "sha256": r.sha256, "size": r.size,
                 "loaded": r.loaded}
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from stc.ir import Graph, Node
+from stc.runtime.interpreter import _merged
 
 _STATE: contextvars.ContextVar[dict] = contextvars.ContextVar("stc_stream_state")
 NEURONS = ("LIF", "IF", "CubaLIF", "LoihiCubaLIF")
@@ -125,14 +126,6 @@ def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.T
     flat = x.reshape(1, x.shape[-1])
     y = F.linear(torch.cat([flat, torch.zeros_like(flat)]), w, b)[:1]
     return y.reshape(*x.shape[:-1], y.shape[-1])
-
-
-def _merged(fn, x: torch.Tensor, temporal: bool) -> torch.Tensor:
-    if not temporal:
-        return fn(x)
-    k, b = x.shape[:2]
-    y = fn(x.reshape(k * b, *x.shape[2:]))
-    return y.reshape(k, b, *y.shape[1:])
 
 
 class Stepper:
