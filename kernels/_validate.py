@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from stc.errors import scan_values
+
 
 def should_validate(validate: bool | None, *tensors: torch.Tensor | None) -> bool:
     """True when value checks should run for ``tensors`` (see the module docstring).
@@ -23,8 +25,6 @@ def should_validate(validate: bool | None, *tensors: torch.Tensor | None) -> boo
         TypeError: validate is not None or a bool.
     """
     if validate is None:
-        from stc.errors import scan_values
-
         return all(t is None or scan_values(t) for t in tensors)
     if not isinstance(validate, bool):
         raise TypeError(f"validate must be None, True or False, got {type(validate).__name__}")
